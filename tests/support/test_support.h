@@ -1,0 +1,42 @@
+// Shared helpers for the test suite: fixture paths, golden tensors, tolerance checks, running the
+// executables.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+
+namespace glamm::test {
+
+// Absolute path of a file under tests/data.
+std::string data_path(const std::string& relative);
+// The tiny golden release (tests/data/golden/tiny/{glamm,clip,cases}).
+std::string tiny_model_dir();
+std::string tiny_clip_dir();
+std::string tiny_case_path(const std::string& file);
+// Path of a built executable (bin/glamm, bin/glamm-studio).
+std::string bin_path(const std::string& name);
+// A fresh empty folder under the system temp dir, removed by nobody (tests may inspect it).
+std::string make_temp_dir(const std::string& tag);
+
+// Every tensor of a safetensors file, copied to owning CPU tensors.
+std::map<std::string, at::Tensor> load_tensors(const std::string& path);
+
+// Golden comparison: max |got - ref| <= rel_tol * max(1, max |ref|). Prints the max difference.
+::testing::AssertionResult close_to_reference(const std::string& name, const at::Tensor& got,
+                                              const at::Tensor& ref, double rel_tol = 1e-3);
+
+struct CommandResult {
+    int exit_code = -1;
+    std::string out; // stdout
+    std::string err; // stderr
+};
+// Runs a shell command line, capturing stdout and stderr.
+CommandResult run_command(const std::string& command_line);
+
+// Writes bytes to a file (test fixtures).
+void write_bytes(const std::string& path, const std::string& bytes);
+
+} // namespace glamm::test
