@@ -1,0 +1,204 @@
+#include "io/rle.h"
+
+#include "core/error.h"
+
+#include <algorithm>
+
+namespace glamm {
+
+// ref: cocodataset/cocoapi PythonAPI/common/maskApi.c (rleEncode, rleDecode, rleToString,
+// rleFrString, rleArea, rleToBbox, rleIou, rleMerge)
+
+int64_t Rle::area() const {
+    int64_t a = 0;
+    for (size_t i = 1; i < counts.size(); i += 2) a += counts[i];
+    return a;
+}
+
+std::vector<double> Rle::bbox() const {
+    // Runs are column-major: position p is (x = p / h, y = p % h).
+    const size_t m = counts.size() & ~size_t(1); // an odd trailing run is zeros
+    if (m == 0) return {0, 0, 0, 0};
+    int64_t xs = width, ys = height, xe = 0, ye = 0, cc = 0, xp = 0;
+    for (size_t j = 0; j < m; ++j) {
+        cc += counts[j];
+        const int64_t t = cc - (j % 2);
+        const int64_t y = t % height, x = (t - y) / height;
+        if (j % 2 == 0) {
+            xp = x;
+        } else if (xp < x) {
+            ys = 0;
+            ye = height - 1;
+        }
+        xs = std::min(xs, x);
+        xe = std::max(xe, x);
+        ys = std::min(ys, y);
+        ye = std::max(ye, y);
+    }
+    return {double(xs), double(ys), double(xe - xs + 1), double(ye - ys + 1)};
+}
+
+Rle rle_encode(const uint8_t* mask, int64_t height, int64_t width) {
+    Rle rle;
+    rle.height = height;
+    rle.width  = width;
+    uint8_t previous = 0;
+    uint32_t run     = 0;
+    for (int64_t x = 0; x < width; ++x)
+        for (int64_t y = 0; y < height; ++y) {
+            const uint8_t v = mask[y * width + x] ? 1 : 0;
+            if (v != previous) {
+                rle.counts.push_back(run);
+                run      = 0;
+                previous = v;
+            }
+            ++run;
+        }
+    rle.counts.push_back(run);
+    return rle;
+}
+
+std::vector<uint8_t> rle_decode(const Rle& rle) {
+    std::vector<uint8_t> mask(static_cast<size_t>(rle.height * rle.width), 0);
+    int64_t p = 0;
+    uint8_t v = 0;
+    for (uint32_t run : rle.counts) {
+        if (p + run > rle.height * rle.width) fail("RLE runs exceed the mask size");
+        for (uint32_t k = 0; k < run; ++k, ++p) {
+            const int64_t x = p / rle.height, y = p % rle.height;
+            mask[static_cast<size_t>(y * rle.width + x)] = v;
+        }
+        v = 1 - v;
+    }
+    return mask;
+}
+
+std::string rle_to_string(const Rle& rle) {
+    std::string s;
+    for (size_t i = 0; i < rle.counts.size(); ++i) {
+        int64_t x = rle.counts[i];
+        if (i > 2) x -= rle.counts[i - 2];
+        bool more = true;
+        while (more) {
+            int64_t c = x & 0x1f;
+            x >>= 5; // arithmetic shift, as the C code on signed long
+            more = (c & 0x10) ? x != -1 : x != 0;
+            if (more) c |= 0x20;
+            s.push_back(static_cast<char>(c + 48));
+        }
+    }
+    return s;
+}
+
+Rle rle_from_string(const std::string& s, int64_t height, int64_t width) {
+    Rle rle;
+    rle.height = height;
+    rle.width  = width;
+    size_t p   = 0;
+    int64_t total = 0;
+    while (p < s.size()) {
+        int64_t x = 0;
+        int k     = 0;
+        bool more = true;
+        while (more) {
+            if (p >= s.size()) fail("RLE string ends inside a count");
+            const int64_t c = static_cast<int64_t>(static_cast<unsigned char>(s[p])) - 48;
+            if (c < 0 || c > 63) fail("RLE string has an invalid character at ", p);
+            if (k >= 12) fail("RLE string has an over-long count at ", p);
+            x |= (c & 0x1f) << (5 * k);
+            more = (c & 0x20) != 0;
+            ++p;
+            ++k;
+            if (!more && (c & 0x10)) x |= static_cast<int64_t>(-1) * (int64_t(1) << (5 * k));
+        }
+        if (rle.counts.size() > 2) x += rle.counts[rle.counts.size() - 2];
+        if (x < 0 || x > height * width) fail("RLE string has an invalid run length ", x);
+        total += x;
+        rle.counts.push_back(static_cast<uint32_t>(x));
+    }
+    if (total != height * width)
+        fail("RLE runs add up to ", total, " pixels, the mask has ", height * width);
+    return rle;
+}
+
+namespace {
+
+// Intersection area of two RLEs of the same size, walking both run lists.
+int64_t intersection_area(const Rle& a, const Rle& b) {
+    size_t ia = 0, ib = 0;
+    int64_t ca = a.counts.empty() ? 0 : a.counts[0], cb = b.counts.empty() ? 0 : b.counts[0];
+    bool va = false, vb = false;
+    int64_t inter = 0, ct = 1;
+    while (ct > 0) {
+        const int64_t c = std::min(ca, cb);
+        if (va && vb) inter += c;
+        ct = 0;
+        ca -= c;
+        if (!ca && ++ia < a.counts.size()) {
+            ca = a.counts[ia];
+            va = !va;
+        }
+        ct += ca;
+        cb -= c;
+        if (!cb && ++ib < b.counts.size()) {
+            cb = b.counts[ib];
+            vb = !vb;
+        }
+        ct += cb;
+    }
+    return inter;
+}
+
+} // namespace
+
+double rle_iou(const Rle& a, const Rle& b, bool crowd) {
+    if (a.height != b.height || a.width != b.width) fail("rle_iou: masks of different sizes");
+    const int64_t inter = intersection_area(a, b);
+    const int64_t uni   = crowd ? a.area() : a.area() + b.area() - inter;
+    return uni > 0 ? double(inter) / double(uni) : 0.0;
+}
+
+Rle rle_merge(const std::vector<Rle>& rles, bool intersect) {
+    if (rles.empty()) return {};
+    Rle result = rles[0];
+    for (size_t n = 1; n < rles.size(); ++n) {
+        const Rle& b = rles[n];
+        if (b.height != result.height || b.width != result.width)
+            fail("rle_merge: masks of different sizes");
+        Rle merged;
+        merged.height = result.height;
+        merged.width  = result.width;
+        size_t ia = 0, ib = 0;
+        int64_t ca = result.counts.empty() ? 0 : result.counts[0];
+        int64_t cb = b.counts.empty() ? 0 : b.counts[0];
+        bool va = false, vb = false, v = false, vp = false;
+        int64_t cc = 0, ct = 1;
+        while (ct > 0) {
+            const int64_t c = std::min(ca, cb);
+            cc += c;
+            ct = 0;
+            ca -= c;
+            if (!ca && ++ia < result.counts.size()) {
+                ca = result.counts[ia];
+                va = !va;
+            }
+            ct += ca;
+            cb -= c;
+            if (!cb && ++ib < b.counts.size()) {
+                cb = b.counts[ib];
+                vb = !vb;
+            }
+            ct += cb;
+            vp = v;
+            v  = intersect ? (va && vb) : (va || vb);
+            if (v != vp || ct == 0) {
+                merged.counts.push_back(static_cast<uint32_t>(cc));
+                cc = 0;
+            }
+        }
+        result = std::move(merged);
+    }
+    return result;
+}
+
+} // namespace glamm
