@@ -1,0 +1,58 @@
+#include "core/device.h"
+
+#include "core/error.h"
+
+#include <torch/torch.h>
+
+#include <thread>
+
+namespace glamm {
+
+bool cuda_available() { return torch::cuda::is_available(); }
+
+c10::Device parse_device(const std::string& name) {
+    if (name == "cpu") return c10::Device(c10::kCPU);
+    if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
+        if (!cuda_available())
+            fail("device \"", name, "\" requested but ",
+                 "this build's LibTorch has no CUDA support or no GPU is visible (use --device cpu, "
+                 "or build against a CUDA LibTorch: see README)");
+        try {
+            c10::Device device(name);
+            if (device.has_index() && device.index() >= static_cast<int>(torch::cuda::device_count()))
+                fail("device \"", name, "\" does not exist (", torch::cuda::device_count(), " GPUs)");
+            return device;
+        } catch (const c10::Error&) {
+            fail("cannot parse device \"", name, "\"");
+        }
+    }
+    fail("unknown device \"", name, "\" (cpu, cuda, cuda:N)");
+}
+
+c10::ScalarType parse_dtype(const std::string& name) {
+    if (name == "f32" || name == "fp32" || name == "float32") return c10::kFloat;
+    if (name == "bf16" || name == "bfloat16") return c10::kBFloat16;
+    if (name == "f16" || name == "fp16" || name == "float16") return c10::kHalf;
+    fail("unknown dtype \"", name, "\" (f32, bf16, f16)");
+}
+
+const char* dtype_short_name(c10::ScalarType type) {
+    switch (type) {
+    case c10::kFloat: return "f32";
+    case c10::kBFloat16: return "bf16";
+    case c10::kHalf: return "f16";
+    default: return c10::toString(type);
+    }
+}
+
+c10::ScalarType effective_dtype(c10::ScalarType requested, const c10::Device& device) {
+    if (requested == c10::kHalf && device.is_cpu()) return c10::kBFloat16;
+    return requested;
+}
+
+void set_threads(int threads) {
+    if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    at::set_num_threads(threads);
+}
+
+} // namespace glamm
