@@ -1,0 +1,341 @@
+// The language model: HF LlamaForCausalLM (transformers 4.28 semantics) and GLaMM's multimodal
+// input-embedding assembly.
+// Legend: T tokens, S expanded sequence / key positions, H hidden size, V vocabulary,
+// P image embeddings, N region boxes, Hq/Hkv query/key-value heads, D head dim.
+#include "language/llama.h"
+
+#include "core/checkpoint.h"
+#include "core/error.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/functional/activation.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/utils.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace glamm {
+namespace {
+
+// HF rotate_half: cat(-x[..., D/2:], x[..., :D/2]).
+at::Tensor rotate_half(const at::Tensor& x) { // [..., D]
+    const int64_t half = x.size(-1) / 2;
+    return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+torch::nn::Linear linear_no_bias(int64_t in, int64_t out) {
+    return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false));
+}
+
+} // namespace
+
+// ---------------------------------------------------------------------------------------------
+// ref: transformers/models/llama/modeling_llama.py (v4.28) LlamaRMSNorm
+
+LlamaRMSNormImpl::LlamaRMSNormImpl(int64_t hidden_size, double eps) : eps(eps) {
+    weight = register_parameter("weight", at::ones({hidden_size}));
+}
+
+at::Tensor LlamaRMSNormImpl::forward(const at::Tensor& hidden) {
+    // Variance in fp32; the normalised value is cast to the weight's dtype before the product.
+    const at::Tensor hidden_f32 = hidden.to(at::kFloat);
+    const at::Tensor variance   = hidden_f32.pow(2).mean({-1}, /*keepdim=*/true);
+    const at::Tensor normed     = (hidden_f32 * at::rsqrt(variance + eps)).to(weight.scalar_type());
+    return weight * normed;
+}
+
+// ---------------------------------------------------------------------------------------------
+// ref: modeling_llama.py LlamaRotaryEmbedding: inv_freq = 1 / theta^(2j/D), t = 0..positions-1,
+// emb = cat(t*inv_freq, t*inv_freq), all in fp32.
+
+RotaryTables rotary_tables(int64_t head_dim, double theta, int64_t positions) {
+    const auto f32             = at::TensorOptions().dtype(at::kFloat);
+    const at::Tensor exponents = at::arange(0, head_dim, 2, f32) / static_cast<double>(head_dim);
+    const at::Tensor inv_freq  = at::pow(theta, exponents).reciprocal(); // [D/2]
+    const at::Tensor t         = at::arange(positions, f32);             // [positions]
+    const at::Tensor freqs     = at::outer(t, inv_freq);                 // [positions, D/2]
+    const at::Tensor emb       = at::cat({freqs, freqs}, -1);            // [positions, D]
+    return {emb.cos(), emb.sin()};
+}
+
+// ---------------------------------------------------------------------------------------------
+// ref: modeling_llama.py LlamaAttention (4.28 eager attention; GQA as in later versions)
+
+LlamaAttentionImpl::LlamaAttentionImpl(const LlamaConfig& config)
+    : num_heads(config.num_attention_heads), num_kv_heads(config.kv_heads()),
+      head_dim(config.head_dim()) {
+    if (num_heads % num_kv_heads != 0)
+        fail("LlamaAttention: ", num_heads, " attention heads are not a multiple of ", num_kv_heads,
+             " key/value heads");
+    const int64_t hidden = config.hidden_size;
+    q_proj               = register_module("q_proj", linear_no_bias(hidden, num_heads * head_dim));
+    k_proj = register_module("k_proj", linear_no_bias(hidden, num_kv_heads * head_dim));
+    v_proj = register_module("v_proj", linear_no_bias(hidden, num_kv_heads * head_dim));
+    o_proj = register_module("o_proj", linear_no_bias(num_heads * head_dim, hidden));
+}
+
+at::Tensor LlamaAttentionImpl::forward(const at::Tensor& hidden, const at::Tensor& cos,
+                                       const at::Tensor& sin, KVCache* cache, int64_t layer_index,
+                                       int64_t start) {
+    const int64_t batch = hidden.size(0), count = hidden.size(1);
+    // Projections, split into heads: [1, T, H] -> [1, heads, T, D].
+    at::Tensor query = q_proj(hidden).view({batch, count, num_heads, head_dim}).transpose(1, 2);
+    at::Tensor key   = k_proj(hidden).view({batch, count, num_kv_heads, head_dim}).transpose(1, 2);
+    at::Tensor value = v_proj(hidden).view({batch, count, num_kv_heads, head_dim}).transpose(1, 2);
+
+    // ref: apply_rotary_pos_emb, rotate-half layout; cos/sin [T, D] broadcast over the heads.
+    query = query * cos + rotate_half(query) * sin;
+    key   = key * cos + rotate_half(key) * sin;
+
+    // Keys/values of every position this query block may see: [1, Hkv, S, D].
+    if (cache) std::tie(key, value) = cache->write(layer_index, start, key, value);
+    const int64_t key_count = key.size(2);
+    const int64_t offset    = key_count - count; // absolute position of query row 0
+
+    // ref: repeat_kv — query head h uses key/value head h / (Hq / Hkv).
+    const int64_t repeats = num_heads / num_kv_heads;
+    if (repeats > 1) {
+        key = key.unsqueeze(2)
+                  .expand({batch, num_kv_heads, repeats, key_count, head_dim})
+                  .reshape({batch, num_heads, key_count, head_dim});
+        value = value.unsqueeze(2)
+                    .expand({batch, num_kv_heads, repeats, key_count, head_dim})
+                    .reshape({batch, num_heads, key_count, head_dim});
+    }
+
+    // Scores in the model dtype, causal mask and softmax in fp32, probabilities cast back.
+    at::Tensor scores = at::matmul(query, key.transpose(2, 3)) /
+                        std::sqrt(static_cast<double>(head_dim)); // [1, Hq, T, S]
+    scores = scores.to(at::kFloat);
+    if (count > 1) {
+        // Row i (absolute position offset + i) sees keys 0 .. offset + i.
+        const at::Tensor future =
+            at::ones({count, key_count},
+                     at::TensorOptions().dtype(at::kBool).device(scores.device()))
+                .triu(offset + 1);
+        scores = scores.masked_fill(future, -std::numeric_limits<float>::infinity());
+    }
+    const at::Tensor probs    = at::softmax(scores, -1).to(query.scalar_type());
+    const at::Tensor attended = at::matmul(probs, value) // [1, Hq, T, D]
+                                    .transpose(1, 2)
+                                    .reshape({batch, count, num_heads * head_dim});
+    return o_proj(attended); // [1, T, H]
+}
+
+// ---------------------------------------------------------------------------------------------
+// ref: modeling_llama.py LlamaMLP
+
+LlamaMLPImpl::LlamaMLPImpl(const LlamaConfig& config) {
+    if (config.hidden_act != "silu")
+        fail("LlamaMLP: hidden_act '", config.hidden_act, "' is not supported (only silu)");
+    gate_proj =
+        register_module("gate_proj", linear_no_bias(config.hidden_size, config.intermediate_size));
+    up_proj =
+        register_module("up_proj", linear_no_bias(config.hidden_size, config.intermediate_size));
+    down_proj =
+        register_module("down_proj", linear_no_bias(config.intermediate_size, config.hidden_size));
+}
+
+at::Tensor LlamaMLPImpl::forward(const at::Tensor& hidden) {
+    return down_proj(at::silu(gate_proj(hidden)) * up_proj(hidden));
+}
+
+// ---------------------------------------------------------------------------------------------
+// ref: modeling_llama.py LlamaDecoderLayer
+
+LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const LlamaConfig& config) {
+    self_attn = register_module("self_attn", LlamaAttention(config));
+    mlp       = register_module("mlp", LlamaMLP(config));
+    input_layernorm =
+        register_module("input_layernorm", LlamaRMSNorm(config.hidden_size, config.rms_norm_eps));
+    post_attention_layernorm = register_module(
+        "post_attention_layernorm", LlamaRMSNorm(config.hidden_size, config.rms_norm_eps));
+}
+
+at::Tensor LlamaDecoderLayerImpl::forward(const at::Tensor& hidden_in, const at::Tensor& cos,
+                                          const at::Tensor& sin, KVCache* cache,
+                                          int64_t layer_index, int64_t start) {
+    at::Tensor residual = hidden_in;
+    at::Tensor hidden   = input_layernorm(hidden_in);
+    hidden              = self_attn(hidden, cos, sin, cache, layer_index, start);
+    hidden              = residual + hidden;
+    residual            = hidden;
+    hidden              = mlp(post_attention_layernorm(hidden));
+    return residual + hidden;
+}
+
+// ---------------------------------------------------------------------------------------------
+// ref: modeling_llama.py LlamaModel
+
+LlamaModelImpl::LlamaModelImpl(const LlamaConfig& config) : config_(config) {
+    if (config.vocab_size <= 0)
+        fail("LlamaModel: vocab_size is not resolved (", config.vocab_size,
+             "); use resolve_llama_config()");
+    if (config.hidden_size % config.num_attention_heads != 0 || config.head_dim() % 2 != 0)
+        fail("LlamaModel: hidden_size ", config.hidden_size, " does not split into ",
+             config.num_attention_heads, " heads of even width");
+    embed_tokens = register_module("embed_tokens",
+                                   torch::nn::Embedding(config.vocab_size, config.hidden_size));
+    layers       = register_module("layers", torch::nn::ModuleList());
+    for (int64_t i = 0; i < config.num_hidden_layers; ++i)
+        layers->push_back(LlamaDecoderLayer(config));
+    norm    = register_module("norm", LlamaRMSNorm(config.hidden_size, config.rms_norm_eps));
+    rotary_ = rotary_tables(config.head_dim(), config.rope_theta,
+                            std::max<int64_t>(config.max_position_embeddings, 1));
+}
+
+at::Tensor LlamaModelImpl::forward(const at::Tensor& inputs_embeds, KVCache* cache, int64_t start) {
+    const int64_t count = inputs_embeds.size(1);
+    const int64_t end   = start + count;
+    if (end > rotary_.cos.size(0)) // HF extends its cos/sin cache the same way
+        rotary_ = rotary_tables(config_.head_dim(), config_.rope_theta,
+                                std::max(end, 2 * rotary_.cos.size(0)));
+    // The reference casts the fp32 tables to the model dtype before rotating.
+    const at::Tensor cos = rotary_.cos.narrow(0, start, count).to(inputs_embeds.options());
+    const at::Tensor sin = rotary_.sin.narrow(0, start, count).to(inputs_embeds.options());
+
+    at::Tensor hidden   = inputs_embeds; // [1, T, H]
+    int64_t layer_index = 0;
+    for (const auto& layer : *layers) {
+        hidden =
+            layer->as<LlamaDecoderLayer>()->forward(hidden, cos, sin, cache, layer_index, start);
+        ++layer_index;
+    }
+    if (cache) cache->commit(start, count);
+    return norm(hidden); // [1, T, H]
+}
+
+// ---------------------------------------------------------------------------------------------
+// ref: modeling_llama.py LlamaForCausalLM
+
+LlamaForCausalLMImpl::LlamaForCausalLMImpl(const LlamaConfig& config) : config_(config) {
+    model = register_module("model", LlamaModel(config));
+    if (!config.tie_word_embeddings)
+        lm_head = register_module("lm_head", linear_no_bias(config.hidden_size, config.vocab_size));
+}
+
+at::ScalarType LlamaForCausalLMImpl::dtype() const {
+    return model->norm->weight.scalar_type();
+}
+
+at::Tensor LlamaForCausalLMImpl::embed(const at::Tensor& ids) {
+    if (ids.dim() != 1 || ids.scalar_type() != at::kLong)
+        fail("Llama::embed: ids must be a 1-D int64 tensor, got ", ids.sizes(), " ",
+             ids.scalar_type());
+    if (ids.numel() > 0) {
+        const int64_t low = ids.min().item<int64_t>(), high = ids.max().item<int64_t>();
+        if (low < 0 || high >= config_.vocab_size)
+            fail("Llama::embed: token id ", low < 0 ? low : high, " outside the vocabulary [0, ",
+                 config_.vocab_size, ")");
+    }
+    return model->embed_tokens(ids.to(model->embed_tokens->weight.device())); // [T, H]
+}
+
+at::Tensor LlamaForCausalLMImpl::forward(const at::Tensor& inputs_embeds, KVCache* cache,
+                                         int64_t start_pos) {
+    if (inputs_embeds.dim() != 3 || inputs_embeds.size(0) != 1 ||
+        inputs_embeds.size(2) != config_.hidden_size)
+        fail("Llama::forward: inputs_embeds must be [1, T, ", config_.hidden_size, "], got ",
+             inputs_embeds.sizes());
+    if (start_pos < 0) fail("Llama::forward: negative start position ", start_pos);
+    const at::Tensor embeds = inputs_embeds.to(model->norm->weight.options());
+    if (!cache) return model->forward(embeds, nullptr, start_pos);
+    if (start_pos != cache->length())
+        fail("Llama::forward: start_pos ", start_pos, " must equal the cache length ",
+             cache->length(), " (truncate() the cache to reuse a prefix)");
+    if (cache->num_layers() != config_.num_hidden_layers ||
+        cache->kv_heads() != config_.kv_heads() || cache->head_dim() != config_.head_dim())
+        fail("Llama::forward: the cache is shaped for another model");
+    torch::NoGradGuard no_grad;
+    return model->forward(embeds, cache, start_pos);
+}
+
+at::Tensor LlamaForCausalLMImpl::logits(const at::Tensor& hidden) {
+    if (lm_head) return lm_head(hidden); // [..., V]
+    return at::linear(hidden, model->embed_tokens->weight);
+}
+
+LlamaConfig resolve_llama_config(LlamaConfig config, const Checkpoint& checkpoint) {
+    const std::string key = "model.embed_tokens.weight";
+    if (!checkpoint.contains(key)) fail("resolving the LLaMA config: the checkpoint has no ", key);
+    const auto& shape = checkpoint.stored(key).shape;
+    if (shape.size() != 2) fail("resolving the LLaMA config: ", key, " is not 2-D");
+    if (shape[1] != config.hidden_size)
+        fail("resolving the LLaMA config: ", key, " has width ", shape[1],
+             " but config.json says hidden_size ", config.hidden_size);
+    if (config.vocab_size == 0) {
+        config.vocab_size = shape[0];
+    } else if (config.vocab_size != shape[0]) {
+        fail("resolving the LLaMA config: config.json says vocab_size ", config.vocab_size, " but ",
+             key, " has ", shape[0], " rows");
+    }
+    return config;
+}
+
+void load_llama(LlamaForCausalLM& llama, LoadReport& report) {
+    // Optional in some releases and recomputed from rope_theta anyway.
+    report.ignore("*.self_attn.rotary_emb.inv_freq");
+    report.load_module(*llama, "");
+}
+
+// ---------------------------------------------------------------------------------------------
+// ref: groundingLMM/model/llava/llava_with_region_arch.py prepare_inputs_labels_for_multimodal
+
+at::Tensor assemble_embeddings(LlamaForCausalLM& llama, const at::Tensor& ids_in,
+                               const at::Tensor& image_features, const at::Tensor& region_features,
+                               int64_t image_token_id, int64_t bbox_token_id) {
+    if (ids_in.dim() != 1) fail("assemble_embeddings: ids must be 1-D, got ", ids_in.sizes());
+    const at::Tensor ids      = ids_in.to(at::kCPU, at::kLong).contiguous();
+    const int64_t hidden_size = llama->config().hidden_size;
+    const auto options        = llama->model->norm->weight.options();
+
+    // Text embeddings with the image rows spliced in at the placeholder.
+    const at::Tensor slots = (ids == image_token_id).nonzero().flatten();
+    if (slots.numel() > 1)
+        fail("assemble_embeddings: ", slots.numel(), " image placeholders; GLaMM uses one");
+    at::Tensor embeds;       // [S, H]
+    at::Tensor expanded_ids; // [S], image rows marked with image_token_id
+    if (slots.numel() == 0) {
+        if (image_features.defined() && image_features.numel() > 0)
+            fail("assemble_embeddings: image features given but the ids have no image slot");
+        embeds       = llama->embed(ids);
+        expanded_ids = ids;
+    } else {
+        if (!image_features.defined() || image_features.dim() != 2 ||
+            image_features.size(1) != hidden_size)
+            fail("assemble_embeddings: the ids hold an image slot, so image_features [P, ",
+                 hidden_size, "] are required, got ",
+                 image_features.defined() ? image_features.sizes() : at::IntArrayRef{});
+        const int64_t slot      = slots.item<int64_t>();
+        const int64_t after     = ids.numel() - slot - 1;
+        const int64_t num_image = image_features.size(0);
+        embeds = at::cat({llama->embed(ids.narrow(0, 0, slot)), image_features.to(options),
+                          llama->embed(ids.narrow(0, slot + 1, after))},
+                         0);
+        expanded_ids =
+            at::cat({ids.narrow(0, 0, slot), at::full({num_image}, image_token_id, ids.options()),
+                     ids.narrow(0, slot + 1, after)});
+    }
+
+    // <bbox> rows replaced by the region features, in order. Without region features the rows
+    // keep their text embedding (the reference skips the replacement when no boxes are given).
+    if (region_features.defined()) {
+        if (region_features.dim() != 2 || region_features.size(1) != hidden_size)
+            fail("assemble_embeddings: region_features must be [N, ", hidden_size, "], got ",
+                 region_features.sizes());
+        const at::Tensor rows   = (expanded_ids == bbox_token_id).nonzero().flatten();
+        const int64_t num_boxes = region_features.size(0);
+        if (rows.numel() > num_boxes)
+            fail("assemble_embeddings: the prompt has ", rows.numel(), " <bbox> tokens but only ",
+                 num_boxes, " region features");
+        // Extra boxes are dropped, as the reference slices reg_feat to the token count.
+        if (rows.numel() > 0)
+            embeds.index_copy_(0, rows.to(embeds.device()),
+                               region_features.narrow(0, 0, rows.numel()).to(options));
+    }
+    return embeds.unsqueeze(0); // [1, S, H]
+}
+
+} // namespace glamm

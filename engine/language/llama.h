@@ -1,0 +1,149 @@
+// The language model: HF LlamaForCausalLM (transformers 4.28 semantics; Vicuna-7B v1.5 in GLaMM)
+// plus GLaMM's multimodal input-embedding assembly (image rows spliced in, <bbox> rows replaced).
+// Legend: T tokens, S expanded sequence, H hidden size, V vocabulary, P image embeddings,
+// N region boxes, Hq/Hkv query/key-value heads, D head dim.
+#pragma once
+
+#include "core/config.h"
+#include "language/kv_cache.h"
+
+#include <ATen/core/Tensor.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/pimpl.h>
+
+#include <cstdint>
+#include <string>
+
+namespace glamm {
+
+class Checkpoint;
+class LoadReport;
+
+// GLaMM's placeholder id for the image in tokenised prompts (LLaVA IMAGE_TOKEN_INDEX): one id
+// that stands for all P image embeddings.
+constexpr int64_t kImageTokenIndex = -200;
+
+// LlamaRMSNorm: x * rsqrt(mean(x^2) + eps), statistics in fp32, cast back, then x weight.
+struct LlamaRMSNormImpl : torch::nn::Module {
+    LlamaRMSNormImpl(int64_t hidden_size, double eps);
+    at::Tensor forward(const at::Tensor& hidden); // [..., H] -> [..., H]
+
+    at::Tensor weight; // [H]
+    double eps;
+};
+TORCH_MODULE(LlamaRMSNorm);
+
+// Rotary position tables cos/sin [positions, D] in fp32 (HF LlamaRotaryEmbedding, rotate-half
+// layout: the table repeats the D/2 frequencies twice). Not a module buffer: the checkpoint's
+// optional `rotary_emb.inv_freq` is ignored and the tables are recomputed from rope_theta.
+struct RotaryTables {
+    at::Tensor cos; // [positions, D] f32
+    at::Tensor sin; // [positions, D] f32
+};
+RotaryTables rotary_tables(int64_t head_dim, double theta, int64_t positions);
+
+// Self-attention with RoPE over absolute positions, grouped-query heads and fp32 softmax.
+struct LlamaAttentionImpl : torch::nn::Module {
+    explicit LlamaAttentionImpl(const LlamaConfig& config);
+    // hidden [1, T, H]; cos/sin [T, D] for the positions of these T rows (model dtype);
+    // `cache` (may be null) receives this layer's keys/values at [start, start + T).
+    at::Tensor forward(const at::Tensor& hidden, const at::Tensor& cos, const at::Tensor& sin,
+                       KVCache* cache, int64_t layer_index, int64_t start); // -> [1, T, H]
+
+    torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+    int64_t num_heads, num_kv_heads, head_dim;
+};
+TORCH_MODULE(LlamaAttention);
+
+// SwiGLU MLP: down(silu(gate(x)) * up(x)).
+struct LlamaMLPImpl : torch::nn::Module {
+    explicit LlamaMLPImpl(const LlamaConfig& config);
+    at::Tensor forward(const at::Tensor& hidden); // [..., H] -> [..., H]
+
+    torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(LlamaMLP);
+
+// Pre-norm decoder block.
+struct LlamaDecoderLayerImpl : torch::nn::Module {
+    explicit LlamaDecoderLayerImpl(const LlamaConfig& config);
+    at::Tensor forward(const at::Tensor& hidden, const at::Tensor& cos, const at::Tensor& sin,
+                       KVCache* cache, int64_t layer_index, int64_t start); // [1,T,H] -> [1,T,H]
+
+    LlamaAttention self_attn{nullptr};
+    LlamaMLP mlp{nullptr};
+    LlamaRMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+};
+TORCH_MODULE(LlamaDecoderLayer);
+
+// HF LlamaModel: embed_tokens, layers, final norm (registered as "model" below).
+struct LlamaModelImpl : torch::nn::Module {
+    explicit LlamaModelImpl(const LlamaConfig& config);
+    // inputs_embeds [1, T, H] at absolute positions [start, start + T) -> final-norm hidden
+    // states [1, T, H].
+    at::Tensor forward(const at::Tensor& inputs_embeds, KVCache* cache, int64_t start);
+
+    torch::nn::Embedding embed_tokens{nullptr};
+    torch::nn::ModuleList layers{nullptr};
+    LlamaRMSNorm norm{nullptr};
+
+private:
+    LlamaConfig config_;
+    RotaryTables rotary_; // grows on demand past max_position_embeddings (as HF does)
+};
+TORCH_MODULE(LlamaModel);
+
+// HF LlamaForCausalLM. named_parameters() equal the checkpoint keys under prefix "":
+// "model.embed_tokens.weight", "model.layers.{i}.…", "model.norm.weight", "lm_head.weight"
+// (lm_head absent when tie_word_embeddings). Works in the dtype of its parameters (f32 or bf16).
+struct LlamaForCausalLMImpl : torch::nn::Module {
+    // config.vocab_size must be resolved (> 0): see resolve_llama_config().
+    explicit LlamaForCausalLMImpl(const LlamaConfig& config);
+
+    // Token embeddings of ids [T] (int64, no image placeholder) -> [T, H] in the model dtype.
+    at::Tensor embed(const at::Tensor& ids);
+    // inputs_embeds [1, T, H] (cast to the model dtype) at absolute positions
+    // [start_pos, start_pos + T) -> final-norm hidden states [1, T, H]. With a cache, start_pos
+    // must equal cache->length(); the keys/values of the T positions are appended to it and the
+    // call runs without autograd. Without a cache the T rows attend only to each other.
+    at::Tensor forward(const at::Tensor& inputs_embeds, KVCache* cache = nullptr,
+                       int64_t start_pos = 0);
+    // lm_head: hidden [..., H] -> logits [..., V] in the model dtype (bf16 in the reference).
+    at::Tensor logits(const at::Tensor& hidden);
+
+    const LlamaConfig& config() const { return config_; }
+    // A cache shaped for this model (capacity 0 = grow as needed).
+    KVCache make_cache(int64_t capacity = 0) const { return KVCache(config_, capacity); }
+    // Dtype of the parameters (what forward computes in).
+    at::ScalarType dtype() const;
+
+    LlamaModel model{nullptr};
+    torch::nn::Linear lm_head{nullptr};
+
+private:
+    LlamaConfig config_;
+};
+TORCH_MODULE(LlamaForCausalLM);
+
+// The config with vocab_size taken from model.embed_tokens.weight when config.json has none (0);
+// throws if both are given and disagree, or if the tensor is missing.
+LlamaConfig resolve_llama_config(LlamaConfig config, const Checkpoint& checkpoint);
+
+// Loads every parameter of `llama` from the checkpoint root (prefix ""); marks the optional
+// `*.self_attn.rotary_emb.inv_freq` keys as ignored (recomputed from rope_theta).
+void load_llama(LlamaForCausalLM& llama, LoadReport& report);
+
+// GLaMM's input embeddings (llava_with_region_arch.py prepare_inputs_labels_for_multimodal):
+// ids [T] (int64) with at most one `image_token_id` slot; embed_tokens of every other id; the slot
+// replaced by image_features [P, H] (required iff the slot is present); then every row whose id is
+// `bbox_token_id` replaced, in order, by region_features [N, H] (N must equal the number of such
+// ids; pass an undefined tensor when there are none). -> [1, S, H] with S = T - 1 + P (T without
+// an image), in the model dtype.
+at::Tensor assemble_embeddings(LlamaForCausalLM& llama, const at::Tensor& ids,
+                               const at::Tensor& image_features, const at::Tensor& region_features,
+                               int64_t image_token_id, int64_t bbox_token_id);
+
+} // namespace glamm
