@@ -228,6 +228,29 @@ std::string token_name(const nlohmann::json& j, const char* key) {
 
 // -------------------------------------------------------------------------------------------------
 
+std::string python_strip(const std::string& text, bool left, bool right) {
+    std::string out = left ? python_lstrip(text) : text;
+    return right ? python_rstrip(out) : out;
+}
+
+std::vector<std::string> python_split(const std::string& text) {
+    std::vector<std::string> words;
+    std::string word;
+    for (size_t i = 0; i < text.size();) {
+        uint32_t cp    = 0;
+        const size_t n = utf8_next(text, i, &cp);
+        if (python_isspace(cp)) {
+            if (!word.empty()) words.push_back(std::move(word));
+            word.clear();
+        } else {
+            word.append(text, i, n);
+        }
+        i += n;
+    }
+    if (!word.empty()) words.push_back(std::move(word));
+    return words;
+}
+
 struct Tokenizer::Impl {
     const SpmModule* mod = nullptr;
     void* sp             = nullptr;

@@ -26,6 +26,11 @@ inline constexpr const char* kSegToken     = "[SEG]";
 inline constexpr const char* kPhraseOpen   = "<p>";
 inline constexpr const char* kPhraseClose  = "</p>";
 
+// Python's notion of whitespace (str.isspace) on UTF-8 text, as the reference's str.strip() and
+// str.split() use it; invalid bytes are not whitespace.
+std::string python_strip(const std::string& text, bool left = true, bool right = true);
+std::vector<std::string> python_split(const std::string& text);
+
 class Tokenizer {
 public:
     // Reads MODEL_DIR/tokenizer.model, added_tokens.json and special_tokens_map.json (or, when
