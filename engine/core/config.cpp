@@ -172,6 +172,20 @@ ClipVisionConfig parse_clip_vision_config(const std::string& text, const std::st
     return c;
 }
 
+ClipImageProcessorConfig parse_clip_image_processor_config(const std::string& text,
+                                                          const std::string& where) {
+    const json j = parse(text, where);
+    ClipImageProcessorConfig c;
+    get(j, "image_mean", c.image_mean, where);
+    get(j, "image_std", c.image_std, where);
+    if (c.image_mean.size() != 3 || c.image_std.size() != 3)
+        fail(where, ": image_mean and image_std must hold 3 numbers (RGB), got ",
+             c.image_mean.size(), " and ", c.image_std.size());
+    for (double s : c.image_std)
+        if (!(s > 0)) fail(where, ": image_std values must be positive, got ", s);
+    return c;
+}
+
 GlammConfig load_glamm_config(const std::string& model_dir) {
     const std::string path = (std::filesystem::path(model_dir) / "config.json").string();
     if (!std::filesystem::exists(path))
@@ -184,6 +198,13 @@ ClipVisionConfig load_clip_vision_config(const std::string& clip_dir) {
     if (!std::filesystem::exists(path))
         fail(clip_dir, " is not a CLIP vision tower folder: config.json is missing");
     return parse_clip_vision_config(read_file(path), path);
+}
+
+ClipImageProcessorConfig load_clip_image_processor_config(const std::string& clip_dir) {
+    const std::string path =
+        (std::filesystem::path(clip_dir) / "preprocessor_config.json").string();
+    if (!std::filesystem::exists(path)) return {};
+    return parse_clip_image_processor_config(read_file(path), path);
 }
 
 } // namespace glamm

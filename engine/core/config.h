@@ -49,6 +49,14 @@ struct ClipVisionConfig {
     int64_t head_dim() const { return hidden_size / num_attention_heads; }
 };
 
+// CLIPImageProcessor's normalisation, from preprocessor_config.json in the vision tower's folder;
+// a missing file or key means OpenAI CLIP's constants (what openai/clip-vit-large-patch14-336
+// ships). Applied to pixel / 255, per RGB channel.
+struct ClipImageProcessorConfig {
+    std::vector<double> image_mean = {0.48145466, 0.4578275, 0.40821073};
+    std::vector<double> image_std  = {0.26862954, 0.26130258, 0.27577711};
+};
+
 // SAM ("grounding_encoder" in GLaMM's config.json; absent in real releases = ViT-H).
 struct SamConfig {
     int64_t embed_dim                        = 1280;
@@ -113,9 +121,14 @@ struct GlammConfig {
 // head count, ...).
 GlammConfig load_glamm_config(const std::string& model_dir);
 ClipVisionConfig load_clip_vision_config(const std::string& clip_dir);
+// `<clip_dir>/preprocessor_config.json` if it exists, else the defaults. Throws Error on bad JSON,
+// a wrong type, a mean/std that is not 3 numbers, or a std <= 0.
+ClipImageProcessorConfig load_clip_image_processor_config(const std::string& clip_dir);
 
 // Parses from JSON text (for tests); `where` names the source in messages.
 GlammConfig parse_glamm_config(const std::string& json_text, const std::string& where);
 ClipVisionConfig parse_clip_vision_config(const std::string& json_text, const std::string& where);
+ClipImageProcessorConfig parse_clip_image_processor_config(const std::string& json_text,
+                                                          const std::string& where);
 
 } // namespace glamm
