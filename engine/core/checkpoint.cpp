@@ -1,11 +1,14 @@
 #include "core/checkpoint.h"
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/torch_zip.h"
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -32,6 +35,17 @@ std::vector<StoredTensor> read_safetensors(const std::string& path) {
     return out;
 }
 
+// Strides equal to those of a contiguous tensor of this shape (size-1 dims may have any stride).
+bool is_contiguous(const std::vector<int64_t>& shape, const std::vector<int64_t>& strides) {
+    int64_t expected = 1;
+    for (size_t d = shape.size(); d-- > 0;) {
+        if (shape[d] == 0) return true;
+        if (shape[d] != 1 && strides[d] != expected) return false;
+        expected *= shape[d];
+    }
+    return true;
+}
+
 std::vector<StoredTensor> read_any(const std::string& path) {
     const std::string ext = fs::path(path).extension().string();
     if (ext == ".safetensors") return read_safetensors(path);
@@ -54,7 +68,8 @@ std::vector<std::string> read_index(const std::string& index_path,
     if (wm == json.end() || !wm->is_object()) fail(index_path, ": no \"weight_map\" object");
     std::vector<std::string> shards;
     for (auto it = wm->begin(); it != wm->end(); ++it) {
-        if (!it.value().is_string()) fail(index_path, ": weight_map[\"", it.key(), "\"] is not a string");
+        if (!it.value().is_string())
+            fail(index_path, ": weight_map[\"", it.key(), "\"] is not a string");
         const std::string shard = it.value().get<std::string>();
         if (shard.find('/') != std::string::npos || shard == ".." || shard.empty())
             fail(index_path, ": shard name \"", shard, "\" must be a plain file name");
@@ -66,35 +81,75 @@ std::vector<std::string> read_index(const std::string& index_path,
 
 } // namespace
 
+std::vector<StoredTensor> read_torch_zip(const std::string& path) {
+    std::shared_ptr<MappedFile> file   = MappedFile::open(path);
+    std::vector<TorchZipTensor> parsed = read_torch_zip_bytes(file->data(), file->size(), path);
+    std::vector<StoredTensor> out;
+    out.reserve(parsed.size());
+    for (auto& p : parsed) {
+        StoredTensor t;
+        t.name  = std::move(p.name);
+        t.dtype = p.dtype;
+        t.shape = std::move(p.shape);
+        if (!is_contiguous(t.shape, p.strides)) t.strides = std::move(p.strides);
+        t.file          = file;
+        t.offset        = p.offset;
+        t.storage_bytes = p.storage_bytes;
+        out.push_back(std::move(t));
+    }
+    return out;
+}
+
 at::ScalarType to_scalar_type(DType dtype) {
     switch (dtype) {
-    case DType::F32: return at::kFloat;
-    case DType::F16: return at::kHalf;
-    case DType::BF16: return at::kBFloat16;
-    case DType::F64: return at::kDouble;
-    case DType::I64: return at::kLong;
-    case DType::I32: return at::kInt;
-    case DType::I16: return at::kShort;
-    case DType::I8: return at::kChar;
-    case DType::U8: return at::kByte;
-    case DType::BOOL: return at::kBool;
+    case DType::F32:
+        return at::kFloat;
+    case DType::F16:
+        return at::kHalf;
+    case DType::BF16:
+        return at::kBFloat16;
+    case DType::F64:
+        return at::kDouble;
+    case DType::I64:
+        return at::kLong;
+    case DType::I32:
+        return at::kInt;
+    case DType::I16:
+        return at::kShort;
+    case DType::I8:
+        return at::kChar;
+    case DType::U8:
+        return at::kByte;
+    case DType::BOOL:
+        return at::kBool;
     }
     fail("unknown dtype");
 }
 
 DType from_scalar_type(at::ScalarType type) {
     switch (type) {
-    case at::kFloat: return DType::F32;
-    case at::kHalf: return DType::F16;
-    case at::kBFloat16: return DType::BF16;
-    case at::kDouble: return DType::F64;
-    case at::kLong: return DType::I64;
-    case at::kInt: return DType::I32;
-    case at::kShort: return DType::I16;
-    case at::kChar: return DType::I8;
-    case at::kByte: return DType::U8;
-    case at::kBool: return DType::BOOL;
-    default: fail("scalar type ", c10::toString(type), " cannot be stored");
+    case at::kFloat:
+        return DType::F32;
+    case at::kHalf:
+        return DType::F16;
+    case at::kBFloat16:
+        return DType::BF16;
+    case at::kDouble:
+        return DType::F64;
+    case at::kLong:
+        return DType::I64;
+    case at::kInt:
+        return DType::I32;
+    case at::kShort:
+        return DType::I16;
+    case at::kChar:
+        return DType::I8;
+    case at::kByte:
+        return DType::U8;
+    case at::kBool:
+        return DType::BOOL;
+    default:
+        fail("scalar type ", c10::toString(type), " cannot be stored");
     }
 }
 
@@ -145,7 +200,9 @@ Checkpoint Checkpoint::open(const std::string& path) {
         if (!ckpt.contains(name))
             fail(index_path, " lists \"", name, "\" in ", shard, " but the shard does not hold it");
     ckpt.files_  = files;
-    ckpt.format_ = fs::path(files.front()).extension() == ".safetensors" ? "safetensors" : "pytorch";
+    ckpt.source_ = path;
+    ckpt.format_ =
+        fs::path(files.front()).extension() == ".safetensors" ? "safetensors" : "pytorch";
     return ckpt;
 }
 
@@ -167,8 +224,10 @@ at::Tensor Checkpoint::tensor(const std::string& name) const {
     void* data            = const_cast<uint8_t*>(t.file->data() + t.offset);
     auto options          = at::TensorOptions().dtype(to_scalar_type(t.dtype));
     if (t.strides.empty())
-        return torch::from_blob(data, t.shape, [keep](void*) {}, options);
-    return torch::from_blob(data, t.shape, t.strides, [keep](void*) {}, options);
+        return torch::from_blob(
+            data, t.shape, [keep](void*) {}, options);
+    return torch::from_blob(
+        data, t.shape, t.strides, [keep](void*) {}, options);
 }
 
 std::vector<std::string> Checkpoint::names() const {
@@ -190,8 +249,8 @@ void LoadReport::load_module(torch::nn::Module& module, const std::string& prefi
         consumed_.insert(key);
         const StoredTensor& stored = checkpoint_->stored(key);
         if (stored.shape != target.sizes().vec()) {
-            mis_shaped_.push_back(cat(key, ": expected ", target.sizes(), ", got ",
-                                      c10::IntArrayRef(stored.shape)));
+            mis_shaped_.push_back(
+                cat(key, ": expected ", target.sizes(), ", got ", c10::IntArrayRef(stored.shape)));
             return;
         }
         target.copy_(checkpoint_->tensor(key));
@@ -239,6 +298,114 @@ void LoadReport::finish(const std::string& what) const {
     list("unexpected keys", unexpected);
     list("mis-shaped keys", mis_shaped_);
     throw Error(os.str());
+}
+
+namespace {
+
+// Files that hold weights (of this or another format): never copied by convert_checkpoint, and
+// refused in its output folder so that stale shards cannot mix with new ones.
+bool is_weight_file(const fs::path& file) {
+    const std::string name = file.filename().string();
+    const std::string ext  = file.extension().string();
+    return ext == ".safetensors" || ext == ".bin" || ext == ".pt" || ext == ".pth" ||
+           ext == ".ckpt" || name == "model.safetensors.index.json" ||
+           name == "pytorch_model.bin.index.json";
+}
+
+// Bytes one tensor takes when written contiguous.
+uint64_t contiguous_bytes(const StoredTensor& t) {
+    uint64_t n = dtype_size(t.dtype);
+    for (int64_t d : t.shape) n *= static_cast<uint64_t>(d);
+    return n;
+}
+
+} // namespace
+
+void convert_checkpoint(const Checkpoint& checkpoint, const std::string& out_dir,
+                        const ConvertOptions& options) {
+    std::error_code ec;
+    const fs::path out(out_dir);
+    const fs::path source(checkpoint.source());
+    const bool from_folder = !source.empty() && fs::is_directory(source);
+    if (from_folder && fs::exists(out) && fs::equivalent(out, source, ec))
+        fail("converting ", checkpoint.source(), ": the output folder is the source folder");
+    fs::create_directories(out, ec);
+    if (!fs::is_directory(out))
+        fail("cannot create the output folder ", out_dir, ": ", ec.message());
+    for (const auto& entry : fs::directory_iterator(out))
+        if (entry.is_regular_file() && is_weight_file(entry.path()))
+            fail(out_dir, " already holds weights (", entry.path().filename().string(),
+                 "); convert into an empty folder");
+
+    // Plan shards greedily in name order, each at most max_shard_bytes.
+    const std::vector<std::string> names = checkpoint.names();
+    std::vector<std::vector<std::string>> shards;
+    uint64_t shard_bytes = 0, total_bytes = 0;
+    for (const auto& name : names) {
+        const uint64_t bytes = contiguous_bytes(checkpoint.stored(name));
+        if (shards.empty() || (shard_bytes > 0 && shard_bytes + bytes > options.max_shard_bytes)) {
+            shards.emplace_back();
+            shard_bytes = 0;
+        }
+        shards.back().push_back(name);
+        shard_bytes += bytes;
+        total_bytes += bytes;
+    }
+    if (shards.empty()) shards.emplace_back(); // an empty checkpoint still gets its file
+
+    const size_t count                = shards.size();
+    nlohmann::ordered_json weight_map = nlohmann::ordered_json::object();
+    for (size_t s = 0; s < count; ++s) {
+        char file_name[64];
+        if (count == 1)
+            std::snprintf(file_name, sizeof file_name, "model.safetensors");
+        else
+            std::snprintf(file_name, sizeof file_name, "model-%05zu-of-%05zu.safetensors", s + 1,
+                          count);
+        // Wider elements first keeps every tensor aligned to its element size in the data area.
+        std::vector<std::string> order = shards[s];
+        std::stable_sort(order.begin(), order.end(),
+                         [&](const std::string& a, const std::string& b) {
+                             return dtype_size(checkpoint.stored(a).dtype) >
+                                    dtype_size(checkpoint.stored(b).dtype);
+                         });
+        std::vector<at::Tensor> keep; // contiguous copies of strided views, alive until written
+        std::vector<TensorBlob> blobs;
+        for (const auto& name : order) {
+            const StoredTensor& t = checkpoint.stored(name);
+            TensorBlob blob{name, t.dtype, t.shape, nullptr, contiguous_bytes(t)};
+            if (t.strides.empty()) {
+                if (blob.nbytes > t.storage_bytes)
+                    fail(t.file->path(), ": tensor \"", name, "\" needs ", blob.nbytes,
+                         " bytes but its storage holds ", t.storage_bytes);
+                blob.data = t.file->data() + t.offset;
+            } else {
+                keep.push_back(checkpoint.tensor(name).contiguous());
+                blob.data = keep.back().data_ptr();
+            }
+            blobs.push_back(std::move(blob));
+        }
+        for (const auto& name : shards[s]) weight_map[name] = file_name;
+        with_context(cat("converting ", checkpoint.source()), [&] {
+            write_safetensors((out / file_name).string(), blobs, {{"format", "pt"}});
+        });
+        if (options.progress) options.progress(file_name, s + 1, count);
+    }
+    if (count > 1) {
+        nlohmann::ordered_json index;
+        index["metadata"]   = {{"total_size", total_bytes}};
+        index["weight_map"] = weight_map;
+        write_file_atomic((out / "model.safetensors.index.json").string(), index.dump(2) + "\n");
+    }
+
+    // The release's other files (config, tokenizer, generation config, ...).
+    if (from_folder) {
+        for (const auto& entry : fs::directory_iterator(source)) {
+            if (!entry.is_regular_file() || is_weight_file(entry.path())) continue;
+            write_file_atomic((out / entry.path().filename()).string(),
+                              read_file(entry.path().string()));
+        }
+    }
 }
 
 } // namespace glamm

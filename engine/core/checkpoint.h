@@ -26,10 +26,10 @@ struct StoredTensor {
     std::string name;
     DType dtype = DType::F32;
     std::vector<int64_t> shape;
-    std::vector<int64_t> strides;      // in elements; empty means contiguous
-    std::shared_ptr<MappedFile> file;  // keeps the mapping alive
-    uint64_t offset = 0;               // byte offset of element [0, ..., 0] in the file
-    uint64_t storage_bytes = 0;        // bytes from `offset` that the view may touch (bounds)
+    std::vector<int64_t> strides;     // in elements; empty means contiguous
+    std::shared_ptr<MappedFile> file; // keeps the mapping alive
+    uint64_t offset        = 0;       // byte offset of element [0, ..., 0] in the file
+    uint64_t storage_bytes = 0;       // bytes from `offset` that the view may touch (bounds)
 };
 
 // Every tensor of a checkpoint folder (or single file), by name.
@@ -49,6 +49,8 @@ public:
     const std::vector<std::string>& files() const { return files_; }
     // "safetensors" or "pytorch".
     const std::string& format() const { return format_; }
+    // The path open() was given (a folder or a single file).
+    const std::string& source() const { return source_; }
     size_t size() const { return tensors_.size(); }
 
     // Adds tensors (used by the readers); a duplicate name is an error.
@@ -58,7 +60,30 @@ private:
     std::map<std::string, StoredTensor> tensors_;
     std::vector<std::string> files_;
     std::string format_;
+    std::string source_;
 };
+
+// Reads every tensor of a torch.save state-dict `.bin` file (core/torch_zip.h parses it). Tensors
+// view the mapped file (records are stored uncompressed); strides are kept for non-contiguous
+// views and left empty for contiguous ones. Throws Error naming the file and what is wrong.
+std::vector<StoredTensor> read_torch_zip(const std::string& path);
+
+// How convert_checkpoint writes its output.
+struct ConvertOptions {
+    // Largest shard in bytes (a single tensor larger than this gets a shard of its own).
+    uint64_t max_shard_bytes = 2ull << 30;
+    // Called after each shard is written: (file name, shards done, shard count).
+    std::function<void(const std::string&, size_t, size_t)> progress;
+};
+
+// Writes every tensor of `checkpoint` to `out_dir` as safetensors with the same names and dtypes
+// (strided views are written contiguous): one model.safetensors when it fits one shard, else
+// model-0000N-of-0000M.safetensors + model.safetensors.index.json. Every file is written
+// atomically; the index last. When the checkpoint was opened from a folder, the folder's other
+// regular files (config.json, tokenizer files, ...) are copied too. `out_dir` is created if needed;
+// it must not be the source folder nor already hold weights.
+void convert_checkpoint(const Checkpoint& checkpoint, const std::string& out_dir,
+                        const ConvertOptions& options = {});
 
 // Converts a DType to the matching ATen scalar type.
 at::ScalarType to_scalar_type(DType dtype);
