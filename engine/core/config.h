@@ -97,6 +97,9 @@ struct RegionEncoderConfig {
     // (224) GLaMM was trained with, although CLIP sees 336 px.
     double box_scale = 224.0;
     double norm_eps  = 1e-5; // GroupNorm and LayerNorm eps
+    // Hidden width of the box embedding MLP (roi_align.pos_embedd.0: Linear(4, pos_embed_dim)).
+    // Not in config.json: GLaMM hard-codes 256; the loader sets it from the checkpoint's shape.
+    int64_t pos_embed_dim = 256;
 };
 
 // Everything in a GLaMM release's config.json.
