@@ -22,9 +22,6 @@ namespace glamm {
 class Checkpoint;
 class LoadReport;
 
-// GLaMM's placeholder id for the image in tokenised prompts (LLaVA IMAGE_TOKEN_INDEX): one id
-// that stands for all P image embeddings.
-constexpr int64_t kImageTokenIndex = -200;
 
 // LlamaRMSNorm: x * rsqrt(mean(x^2) + eps), statistics in fp32, cast back, then x weight.
 struct LlamaRMSNormImpl : torch::nn::Module {

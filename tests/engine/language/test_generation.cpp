@@ -1,0 +1,206 @@
+// Unit tests of the decoding loop (stop reasons, callbacks, hidden-state bookkeeping), the token
+// choice (ties, bf16 rounding, sampling) and the [SEG] position rule.
+// Legend: S prompt positions, N generated tokens, H hidden size.
+#include "core/error.h"
+#include "language/generation.h"
+#include "language/llama.h"
+#include "support/test_support.h"
+
+#include <torch/torch.h>
+
+namespace glamm {
+namespace {
+
+LlamaForCausalLM random_llama() {
+    LlamaConfig c;
+    c.vocab_size          = 29;
+    c.hidden_size         = 16;
+    c.intermediate_size   = 24;
+    c.num_hidden_layers   = 2;
+    c.num_attention_heads = 2;
+    c.eos_token_id        = 2;
+    torch::manual_seed(3);
+    LlamaForCausalLM llama(c);
+    torch::NoGradGuard no_grad;
+    for (auto& p : llama->named_parameters())
+        if (p.key().find("norm") == std::string::npos) p.value().mul_(4.0);
+    llama->eval();
+    return llama;
+}
+
+double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
+    return (a.to(at::kFloat) - b.to(at::kFloat)).abs().max().item<double>();
+}
+
+TEST(ChooseToken, GreedyTiesGoToTheLowestId) {
+    GenerationOptions options;
+    uint64_t rng = 0;
+    EXPECT_EQ(choose_token(torch::tensor({1.0f, 3.0f, 3.0f, 2.0f}), options, torch::kFloat, rng),
+              1);
+    EXPECT_EQ(choose_token(torch::tensor({-1.0f, NAN, -0.5f}), options, torch::kFloat, rng), 2);
+    EXPECT_EQ(rng, 0u); // greedy draws nothing
+}
+
+TEST(ChooseToken, Bf16RoundingCreatesTheReferenceTies) {
+    // 1.0 and 1.001 are one bf16 value (spacing 2^-7 near 1): the reference's bf16 logits tie
+    // and argmax takes the lower id.
+    const auto logits = torch::tensor({0.5f, 1.0f, 1.001f});
+    GenerationOptions options;
+    uint64_t rng = 0;
+    EXPECT_EQ(choose_token(logits, options, torch::kFloat, rng), 2);    // f32 model: no rounding
+    EXPECT_EQ(choose_token(logits, options, torch::kBFloat16, rng), 1); // bf16 model: rounded
+    options.round_logits_to_model_dtype = false;
+    EXPECT_EQ(choose_token(logits, options, torch::kBFloat16, rng), 2);
+    options.round_logits_to_model_dtype = true;
+    EXPECT_EQ(choose_token(logits, options, torch::kBFloat16, rng), 1);
+}
+
+TEST(ChooseToken, SamplingFollowsTheDistributionAndTheSeed) {
+    GenerationOptions options;
+    options.temperature = 1.0;
+    const auto logits   = torch::log(torch::tensor({0.2f, 0.8f}));
+    uint64_t rng        = 12345;
+    int ones            = 0;
+    const int draws     = 20000;
+    for (int i = 0; i < draws; ++i) ones += choose_token(logits, options, torch::kFloat, rng) == 1;
+    EXPECT_NEAR(double(ones) / draws, 0.8, 0.02);
+
+    // Same seed, same tokens.
+    uint64_t a = 77, b = 77;
+    for (int i = 0; i < 50; ++i)
+        EXPECT_EQ(choose_token(logits, options, torch::kFloat, a),
+                  choose_token(logits, options, torch::kFloat, b));
+
+    // A nucleus smaller than the top token keeps only the top token.
+    options.top_p = 0.5;
+    for (int i = 0; i < 200; ++i) EXPECT_EQ(choose_token(logits, options, torch::kFloat, rng), 1);
+}
+
+class GenerateTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        llama = random_llama();
+        torch::manual_seed(5);
+        prompt = torch::randn({1, 5, 16});
+    }
+    LlamaForCausalLM llama{nullptr};
+    at::Tensor prompt; // [1, S, H]
+};
+
+TEST_F(GenerateTest, RecordsTheHiddenStateThatProducedEachToken) {
+    KVCache cache = llama->make_cache();
+    GenerationOptions options;
+    options.max_new_tokens = 6;
+    options.eos_token_ids  = {-1}; // never stops early
+    const auto result      = generate(llama, prompt, cache, options);
+    ASSERT_EQ(result.ids.size(), 6u);
+    EXPECT_EQ(result.stopped_by, StopReason::kMaxNewTokens);
+    EXPECT_EQ(result.producer_hidden_states.sizes(), (at::IntArrayRef{6, 16}));
+    EXPECT_EQ(result.prompt_hidden_states.sizes(), (at::IntArrayRef{5, 16}));
+    EXPECT_EQ(cache.length(), 5 + 6 - 1);
+
+    // Reference: one cache-free forward over prompt + generated tokens; the argmax of each
+    // producer's logits is the token it produced.
+    torch::NoGradGuard no_grad;
+    const auto ids    = torch::tensor(result.ids, torch::kLong);
+    const auto full   = torch::cat({prompt, llama->embed(ids).unsqueeze(0)}, 1);
+    const auto hidden = llama->forward(full)[0]; // [S + N, H]
+    EXPECT_LT(max_abs_diff(result.sequence_hidden_states(), hidden.narrow(0, 0, 5 + 6 - 1)), 1e-5);
+    EXPECT_LT(max_abs_diff(result.producer_hidden_states, hidden.narrow(0, 4, 6)), 1e-5);
+    const auto greedy = llama->logits(hidden.narrow(0, 4, 6)).argmax(-1);
+    EXPECT_TRUE(greedy.equal(ids));
+}
+
+TEST_F(GenerateTest, StopsAtEosKeepingIt) {
+    KVCache cache = llama->make_cache();
+    GenerationOptions options;
+    options.max_new_tokens = 6;
+    options.eos_token_ids  = {-1};
+    const auto free_run    = generate(llama, prompt, cache, options);
+    ASSERT_GE(free_run.ids.size(), 3u);
+
+    cache.reset();
+    options.eos_token_ids = {free_run.ids[2]};
+    const auto result     = generate(llama, prompt, cache, options);
+    const auto first_eos  = std::find(free_run.ids.begin(), free_run.ids.end(), free_run.ids[2]);
+    const std::vector<int64_t> expected(free_run.ids.begin(), first_eos + 1);
+    EXPECT_EQ(result.ids, expected);
+    EXPECT_EQ(result.stopped_by, StopReason::kEos);
+    EXPECT_EQ(result.producer_hidden_states.size(0), static_cast<int64_t>(expected.size()));
+}
+
+TEST_F(GenerateTest, AbortAndZeroTokens) {
+    KVCache cache = llama->make_cache();
+    GenerationOptions options;
+    options.max_new_tokens = 10;
+    options.eos_token_ids  = {-1};
+    GenerationCallbacks callbacks;
+    int64_t seen           = 0;
+    callbacks.on_token     = [&](int64_t, int64_t index) { seen = index + 1; };
+    callbacks.should_abort = [&] { return seen >= 2; };
+    const auto aborted     = generate(llama, prompt, cache, options, callbacks);
+    EXPECT_EQ(aborted.stopped_by, StopReason::kAborted);
+    EXPECT_EQ(aborted.ids.size(), 2u);
+    EXPECT_EQ(aborted.producer_hidden_states.size(0), 2);
+
+    // Aborted before the prefill: nothing computed.
+    cache.reset();
+    callbacks.should_abort = [] { return true; };
+    const auto early       = generate(llama, prompt, cache, options, callbacks);
+    EXPECT_EQ(early.stopped_by, StopReason::kAborted);
+    EXPECT_TRUE(early.ids.empty());
+    EXPECT_EQ(cache.length(), 0);
+
+    cache.reset();
+    options.max_new_tokens = 0;
+    const auto none        = generate(llama, prompt, cache, options);
+    EXPECT_TRUE(none.ids.empty());
+    EXPECT_EQ(none.stopped_by, StopReason::kMaxNewTokens);
+    EXPECT_EQ(none.sequence_hidden_states().size(0), 5);
+
+    EXPECT_THROW(generate(llama, torch::randn({1, 0, 16}), cache, options), Error);
+}
+
+TEST_F(GenerateTest, SecondTurnReusesTheCachedPrefix) {
+    // Turn 1 then turn 2 appended to the cache equals one run over the concatenation.
+    KVCache cache = llama->make_cache();
+    GenerationOptions options;
+    options.max_new_tokens = 3;
+    options.eos_token_ids  = {-1};
+    const auto turn1       = generate(llama, prompt, cache, options);
+    torch::NoGradGuard no_grad;
+    // Feed the last generated token (not yet in the cache) plus a new user turn.
+    const auto next =
+        torch::cat({llama->embed(torch::tensor({turn1.ids.back()}, torch::kLong)).unsqueeze(0),
+                    torch::randn({1, 4, 16})},
+                   1);
+    const auto turn2 = generate(llama, next, cache, options);
+
+    const auto ids1 = torch::tensor(turn1.ids, torch::kLong);
+    const auto all = torch::cat({prompt, llama->embed(ids1.narrow(0, 0, 2)).unsqueeze(0), next}, 1);
+    const auto hidden = llama->forward(all)[0];
+    EXPECT_LT(max_abs_diff(turn2.prompt_hidden_states, hidden.narrow(0, 5 + 2, 5)), 1e-5);
+}
+
+TEST(SegRule, HandWorkedPositions) {
+    const int64_t seg = 9, image = kImageTokenIndex;
+    // expanded: 1->0, 5->1, image->2..5, 7->6, SEG->7, 8->8, SEG->9
+    EXPECT_EQ(seg_hidden_positions({1, 5, image, 7, seg, 8, seg}, seg, image, 4),
+              (std::vector<int64_t>{6, 8}));
+    // [SEG] right after the image: the last image row produced it.
+    EXPECT_EQ(seg_hidden_positions({1, image, seg}, seg, image, 4), (std::vector<int64_t>{4}));
+    // No image; a [SEG] at index 0 is never selected.
+    EXPECT_EQ(seg_hidden_positions({seg, 1, seg}, seg, image, 4), (std::vector<int64_t>{1}));
+    EXPECT_TRUE(seg_hidden_positions({1, 2, 3}, seg, image, 4).empty());
+
+    const auto hidden = torch::arange(10 * 2, torch::kFloat).view({1, 10, 2});
+    const auto selected =
+        select_seg_hidden_states(hidden, {1, 5, image, 7, seg, 8, seg}, seg, image, 4);
+    EXPECT_TRUE(selected.equal(torch::tensor({{12.0f, 13.0f}, {16.0f, 17.0f}})));
+    EXPECT_EQ(select_seg_hidden_states(hidden, {1, 2}, seg, image, 4).size(0), 0);
+    EXPECT_THROW(select_seg_hidden_states(hidden, {1, image, 1, 1, 1, 1, seg}, seg, image, 8),
+                 Error);
+}
+
+} // namespace
+} // namespace glamm
