@@ -22,6 +22,9 @@ constexpr int64_t kCoordinateChannels = 2;
 constexpr int64_t kBoxCoordinates = 4;
 // MLVLFuseModule hands a quarter of the channels to each neighbour (shuffle_channles = C // 4).
 constexpr int64_t kShuffleDivisor = 4;
+// fuse_convs and pconvs are 3×3 convolutions with padding 1 (same size out).
+constexpr int64_t kConvKernel  = 3;
+constexpr int64_t kConvPadding = kConvKernel / 2;
 
 // Level l of L is upsampled by 2^(L-1-l): the shallowest level gets the finest grid.
 int64_t upsample_factor(int64_t level, int64_t num_levels) {
@@ -45,8 +48,9 @@ at::Tensor resize_fp32(const at::Tensor& x, int64_t height, int64_t width) {
 FuseConvModuleImpl::FuseConvModuleImpl(const RegionEncoderConfig& config, int64_t channels) {
     // mmcv ConvModule drops the conv bias when a norm follows.
     conv = register_module(
-        "conv",
-        torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, channels, 3).padding(1).bias(false)));
+        "conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, channels, kConvKernel)
+                                      .padding(kConvPadding)
+                                      .bias(false)));
     gn = register_module(
         "gn", torch::nn::GroupNorm(
                   torch::nn::GroupNormOptions(config.gn_groups, channels).eps(config.norm_eps)));
@@ -125,8 +129,8 @@ MlvlRoiExtractorImpl::MlvlRoiExtractorImpl(const RegionEncoderConfig& config_, i
                           static_cast<double>(upsample_factor(l, config.num_levels)));
     pconvs = register_module("pconvs", torch::nn::ModuleList());
     for (int64_t l = 0; l < config.num_levels; ++l)
-        pconvs->push_back(
-            torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, channels, 3).padding(1)));
+        pconvs->push_back(torch::nn::Conv2d(
+            torch::nn::Conv2dOptions(channels, channels, kConvKernel).padding(kConvPadding)));
     auto layer_norm = [&](int64_t width) {
         return torch::nn::LayerNorm(torch::nn::LayerNormOptions({width}).eps(config.norm_eps));
     };
