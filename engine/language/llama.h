@@ -22,7 +22,6 @@ namespace glamm {
 class Checkpoint;
 class LoadReport;
 
-
 // LlamaRMSNorm: x * rsqrt(mean(x^2) + eps), statistics in fp32, cast back, then x weight.
 struct LlamaRMSNormImpl : torch::nn::Module {
     LlamaRMSNormImpl(int64_t hidden_size, double eps);
