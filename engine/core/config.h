@@ -76,11 +76,11 @@ struct SamConfig {
     int64_t attention_downsample_rate = 2;
     int64_t num_multimask_outputs     = 3;
     int64_t iou_head_depth            = 3;
+    int64_t mask_in_chans             = 16;   // prompt encoder mask_downscaling width (unused path)
     double encoder_layer_norm_eps     = 1e-6; // image encoder blocks and LayerNorm2d
     double decoder_layer_norm_eps     = 1e-5; // two-way transformer nn.LayerNorm
     std::vector<double> pixel_mean    = {123.675, 116.28, 103.53};
     std::vector<double> pixel_std     = {58.395, 57.12, 57.375};
-    int64_t mask_in_chans             = 16;   // prompt encoder mask_downscaling width (unused path)
 
     int64_t grid_size() const { return img_size / patch_size; }           // 64
     int64_t num_mask_tokens() const { return num_multimask_outputs + 1; } // 4
