@@ -1,6 +1,7 @@
 // Golden: CLIP and SAM preprocessing of the tiny cases against the reference tensors
 // (clip_pixel_values [1,3,336,336] f32, sam_resized_image [h',w',3] u8) and meta.json sizes.
 #include "core/config.h"
+#include "core/error.h"
 #include "io/image_file.h"
 #include "support/test_support.h"
 #include "vision/image_preprocess.h"
@@ -102,6 +103,63 @@ TEST(GoldenPreprocessSizes, MatchPythonRoundingRules) {
     EXPECT_EQ(sam_resize_hw(3000, 4000, 1024), HW(768, 1024));
     // 1024 * 1 / 2048 = 0.5 -> int(1.0) = 1 (rounds half up).
     EXPECT_EQ(sam_resize_hw(1, 2048, 1024), HW(1, 1024));
+}
+
+// Hand-worked: a constant image stays constant through the resize, so every CLIP value is
+// (v / 255 - mean) / std with the preprocessor_config.json numbers; the tiny CLIP folder has no
+// such file, which must mean the OpenAI constants.
+TEST(PreprocessClip, UsesPreprocessorConfigMeanStd) {
+    Image flat;
+    flat.width  = 500;
+    flat.height = 400;
+    flat.rgb.assign(500 * 400 * 3, 51); // 51 / 255 = 0.2
+    ClipVisionConfig clip;
+    clip.image_size   = 28;
+    const auto custom = parse_clip_image_processor_config(
+        R"({"image_mean": [0.5, 0.5, 0.5], "image_std": [0.25, 0.5, 1.0]})", "test");
+    const at::Tensor got = preprocess_clip(flat, clip, custom);
+    ASSERT_EQ(got.sizes(), (std::vector<int64_t>{1, 3, 28, 28}));
+    const float expected[3] = {-1.2f, -0.6f, -0.3f};
+    for (int c = 0; c < 3; ++c) {
+        EXPECT_NEAR(got[0][c].min().item<float>(), expected[c], 1e-6) << c;
+        EXPECT_NEAR(got[0][c].max().item<float>(), expected[c], 1e-6) << c;
+    }
+    const auto defaults = load_clip_image_processor_config(test::tiny_clip_dir());
+    EXPECT_EQ(defaults.image_mean, (std::vector<double>{0.48145466, 0.4578275, 0.40821073}));
+    EXPECT_EQ(defaults.image_std, (std::vector<double>{0.26862954, 0.26130258, 0.27577711}));
+    EXPECT_THROW(parse_clip_image_processor_config(R"({"image_mean": [0.5, 0.5]})", "t"), Error);
+    EXPECT_THROW(parse_clip_image_processor_config(R"({"image_std": [1, 0, 1]})", "t"), Error);
+}
+
+// Hand-worked SAM geometry on a small canvas: 20x10 (WxH) with img_size 32 -> scale 1.6, h' = 16,
+// w' = 32; the valid block holds (v - mean) / std, the padding below it zeros.
+TEST(PreprocessSam, ResizesNormalisesAndPads) {
+    Image flat;
+    flat.width  = 20;
+    flat.height = 10;
+    flat.rgb.assign(20 * 10 * 3, 100);
+    SamConfig sam;
+    sam.img_size              = 32;
+    const SamPreprocessed out = preprocess_sam(flat, sam);
+    EXPECT_EQ(out.resized_h, 16);
+    EXPECT_EQ(out.resized_w, 32);
+    EXPECT_EQ(out.resized.height, 16);
+    EXPECT_EQ(out.resized.width, 32);
+    ASSERT_EQ(out.pixel_values.sizes(), (std::vector<int64_t>{1, 3, 32, 32}));
+    for (int c = 0; c < 3; ++c) {
+        const float expected   = (100.0f - float(sam.pixel_mean[c])) / float(sam.pixel_std[c]);
+        const at::Tensor valid = out.pixel_values[0][c].narrow(0, 0, 16);
+        EXPECT_FLOAT_EQ(valid.min().item<float>(), expected);
+        EXPECT_FLOAT_EQ(valid.max().item<float>(), expected);
+        EXPECT_EQ(out.pixel_values[0][c].narrow(0, 16, 16).abs().max().item<float>(), 0.0f);
+    }
+    // An aspect ratio so extreme that a side rounds to 0 pixels is refused, as Pillow refuses it.
+    Image thin;
+    thin.width  = 200;
+    thin.height = 1;
+    thin.rgb.assign(200 * 3, 0);
+    EXPECT_THROW(preprocess_sam(thin, sam), Error);
+    EXPECT_THROW(preprocess_sam(Image{}, sam), Error);
 }
 
 } // namespace
