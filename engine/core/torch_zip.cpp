@@ -191,31 +191,9 @@ namespace {
 enum class Kind { None, Bool, Int, Float, Str, Tuple, List, Dict, Global, Storage, Tensor };
 
 const char* kind_name(Kind k) {
-    switch (k) {
-    case Kind::None:
-        return "None";
-    case Kind::Bool:
-        return "bool";
-    case Kind::Int:
-        return "int";
-    case Kind::Float:
-        return "float";
-    case Kind::Str:
-        return "str";
-    case Kind::Tuple:
-        return "tuple";
-    case Kind::List:
-        return "list";
-    case Kind::Dict:
-        return "dict";
-    case Kind::Global:
-        return "global";
-    case Kind::Storage:
-        return "storage";
-    case Kind::Tensor:
-        return "tensor";
-    }
-    return "?";
+    static const char* const names[] = {"None", "bool", "int",    "float",   "str",   "tuple",
+                                        "list", "dict", "global", "storage", "tensor"};
+    return names[static_cast<int>(k)];
 }
 
 // The only callables a pickle may name.
@@ -258,147 +236,34 @@ constexpr StorageName kStorageTypes[] = {
 };
 
 // Opcode names for messages (Lib/pickletools.py).
+struct OpcodeName {
+    uint8_t op;
+    const char* name;
+};
+// clang-format off
+constexpr OpcodeName kOpcodeNames[] = {
+    {0x80, "PROTO"}, {0x95, "FRAME"}, {'.', "STOP"}, {'(', "MARK"}, {'0', "POP"},
+    {'1', "POP_MARK"}, {'2', "DUP"}, {'N', "NONE"}, {0x88, "NEWTRUE"}, {0x89, "NEWFALSE"},
+    {'K', "BININT1"}, {'M', "BININT2"}, {'J', "BININT"}, {0x8a, "LONG1"}, {0x8b, "LONG4"},
+    {'G', "BINFLOAT"}, {'X', "BINUNICODE"}, {0x8c, "SHORT_BINUNICODE"}, {0x8d, "BINUNICODE8"},
+    {')', "EMPTY_TUPLE"}, {'t', "TUPLE"}, {0x85, "TUPLE1"}, {0x86, "TUPLE2"}, {0x87, "TUPLE3"},
+    {']', "EMPTY_LIST"}, {'l', "LIST"}, {'a', "APPEND"}, {'e', "APPENDS"}, {'}', "EMPTY_DICT"},
+    {'d', "DICT"}, {'s', "SETITEM"}, {'u', "SETITEMS"}, {'q', "BINPUT"}, {'r', "LONG_BINPUT"},
+    {0x94, "MEMOIZE"}, {'h', "BINGET"}, {'j', "LONG_BINGET"}, {'c', "GLOBAL"},
+    {0x93, "STACK_GLOBAL"}, {'R', "REDUCE"}, {'b', "BUILD"}, {'Q', "BINPERSID"}, {'P', "PERSID"},
+    {'i', "INST"}, {'o', "OBJ"}, {0x81, "NEWOBJ"}, {0x92, "NEWOBJ_EX"}, {0x82, "EXT1"},
+    {0x83, "EXT2"}, {0x84, "EXT4"}, {'B', "BINBYTES"}, {'C', "SHORT_BINBYTES"},
+    {0x8e, "BINBYTES8"}, {0x96, "BYTEARRAY8"}, {0x97, "NEXT_BUFFER"}, {0x98, "READONLY_BUFFER"},
+    {0x8f, "EMPTY_SET"}, {0x90, "ADDITEMS"}, {0x91, "FROZENSET"}, {'I', "INT"}, {'L', "LONG"},
+    {'F', "FLOAT"}, {'S', "STRING"}, {'T', "BINSTRING"}, {'U', "SHORT_BINSTRING"},
+    {'V', "UNICODE"}, {'g', "GET"}, {'p', "PUT"},
+};
+// clang-format on
+
 const char* opcode_name(uint8_t op) {
-    switch (op) {
-    case 0x80:
-        return "PROTO";
-    case 0x95:
-        return "FRAME";
-    case '.':
-        return "STOP";
-    case '(':
-        return "MARK";
-    case '0':
-        return "POP";
-    case '1':
-        return "POP_MARK";
-    case '2':
-        return "DUP";
-    case 'N':
-        return "NONE";
-    case 0x88:
-        return "NEWTRUE";
-    case 0x89:
-        return "NEWFALSE";
-    case 'K':
-        return "BININT1";
-    case 'M':
-        return "BININT2";
-    case 'J':
-        return "BININT";
-    case 0x8a:
-        return "LONG1";
-    case 0x8b:
-        return "LONG4";
-    case 'G':
-        return "BINFLOAT";
-    case 'X':
-        return "BINUNICODE";
-    case 0x8c:
-        return "SHORT_BINUNICODE";
-    case 0x8d:
-        return "BINUNICODE8";
-    case ')':
-        return "EMPTY_TUPLE";
-    case 't':
-        return "TUPLE";
-    case 0x85:
-        return "TUPLE1";
-    case 0x86:
-        return "TUPLE2";
-    case 0x87:
-        return "TUPLE3";
-    case ']':
-        return "EMPTY_LIST";
-    case 'l':
-        return "LIST";
-    case 'a':
-        return "APPEND";
-    case 'e':
-        return "APPENDS";
-    case '}':
-        return "EMPTY_DICT";
-    case 'd':
-        return "DICT";
-    case 's':
-        return "SETITEM";
-    case 'u':
-        return "SETITEMS";
-    case 'q':
-        return "BINPUT";
-    case 'r':
-        return "LONG_BINPUT";
-    case 0x94:
-        return "MEMOIZE";
-    case 'h':
-        return "BINGET";
-    case 'j':
-        return "LONG_BINGET";
-    case 'c':
-        return "GLOBAL";
-    case 0x93:
-        return "STACK_GLOBAL";
-    case 'R':
-        return "REDUCE";
-    case 'b':
-        return "BUILD";
-    case 'Q':
-        return "BINPERSID";
-    case 'P':
-        return "PERSID";
-    case 'i':
-        return "INST";
-    case 'o':
-        return "OBJ";
-    case 0x81:
-        return "NEWOBJ";
-    case 0x92:
-        return "NEWOBJ_EX";
-    case 0x82:
-        return "EXT1";
-    case 0x83:
-        return "EXT2";
-    case 0x84:
-        return "EXT4";
-    case 'B':
-        return "BINBYTES";
-    case 'C':
-        return "SHORT_BINBYTES";
-    case 0x8e:
-        return "BINBYTES8";
-    case 0x96:
-        return "BYTEARRAY8";
-    case 0x97:
-        return "NEXT_BUFFER";
-    case 0x98:
-        return "READONLY_BUFFER";
-    case 0x8f:
-        return "EMPTY_SET";
-    case 0x90:
-        return "ADDITEMS";
-    case 0x91:
-        return "FROZENSET";
-    case 'I':
-        return "INT";
-    case 'L':
-        return "LONG";
-    case 'F':
-        return "FLOAT";
-    case 'S':
-        return "STRING";
-    case 'T':
-        return "BINSTRING";
-    case 'U':
-        return "SHORT_BINSTRING";
-    case 'V':
-        return "UNICODE";
-    case 'g':
-        return "GET";
-    case 'p':
-        return "PUT";
-    default:
-        return nullptr;
-    }
+    for (const auto& o : kOpcodeNames)
+        if (o.op == op) return o.name;
+    return nullptr;
 }
 
 class Unpickler {

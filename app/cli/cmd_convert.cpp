@@ -1,0 +1,46 @@
+// glamm convert: rewrite any checkpoint folder (PyTorch .bin shards or safetensors) as safetensors
+// shards, so later loads map the files instead of unpickling them.
+#include "cli/command.h"
+#include "core/checkpoint.h"
+
+#include <cstdio>
+
+namespace glamm::cli {
+namespace {
+
+int run_convert(const std::vector<std::string>& argv) {
+    Args args(argv, {}, {"model", "out", "max-shard-mb"});
+    if (!args.positional().empty()) throw UsageError("convert takes no positional arguments");
+    const std::string model = args.require("model");
+    const std::string out   = args.require("out");
+    const int64_t shard_mb  = args.get_int("max-shard-mb", 2048);
+    if (shard_mb <= 0) throw UsageError("--max-shard-mb must be positive");
+
+    const Checkpoint checkpoint = Checkpoint::open(model);
+    std::printf("%s: %zu tensors in %zu %s file(s)\n", model.c_str(), checkpoint.size(),
+                checkpoint.files().size(), checkpoint.format().c_str());
+    ConvertOptions options;
+    options.max_shard_bytes = static_cast<uint64_t>(shard_mb) << 20;
+    options.progress        = [&](const std::string& file, size_t done, size_t total) {
+        std::printf("  wrote %s (%zu/%zu)\n", file.c_str(), done, total);
+        std::fflush(stdout);
+    };
+    convert_checkpoint(checkpoint, out, options);
+    std::printf("%s: done\n", out.c_str());
+    return kExitOk;
+}
+
+const Registrar registrar{Command{
+    "convert", "convert a checkpoint folder (.bin or safetensors) to safetensors shards",
+    "usage: glamm convert --model DIR --out DIR [--max-shard-mb N]\n\n"
+    "Reads every tensor of DIR (pytorch_model*.bin with its index, or safetensors) and writes\n"
+    "them to OUT with the same names and dtypes: model.safetensors, or\n"
+    "model-0000N-of-0000M.safetensors + model.safetensors.index.json when they exceed one shard\n"
+    "(--max-shard-mb, default 2048). The folder's other files (config.json, tokenizer files, ...)\n"
+    "are copied. Every file is written atomically; OUT must not already hold weights.\n"
+    "PyTorch files are read with a restricted unpickler: only tensors, storages and plain\n"
+    "containers can be built, so a .bin cannot run code.",
+    run_convert}};
+
+} // namespace
+} // namespace glamm::cli
