@@ -9,6 +9,10 @@
 
 namespace glamm {
 
+// GLaMM's IMAGE_TOKEN_INDEX (tools/utils.py): the sentinel id tokenizer_image_token puts where a
+// prompt says "<image>"; the model replaces that one id by all of the image's patch embeddings.
+inline constexpr int64_t kImageTokenIndex = -200;
+
 // HF LlamaConfig (Vicuna-7B v1.5 in GLaMM).
 struct LlamaConfig {
     int64_t vocab_size              = 0; // 0: not in config.json; taken from embed_tokens' shape

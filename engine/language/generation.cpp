@@ -141,6 +141,7 @@ GenerationResult generate(LlamaForCausalLM& llama, const at::Tensor& prompt_embe
         result.ids.push_back(id);
         producers.push_back(last);
         if (callbacks.on_token) callbacks.on_token(id, index);
+        if (callbacks.on_token_state) callbacks.on_token_state(id, index, last);
         if (std::find(eos.begin(), eos.end(), id) != eos.end()) {
             result.stopped_by = StopReason::kEos;
             break;

@@ -34,6 +34,9 @@ struct GenerationOptions {
 struct GenerationCallbacks {
     // Called after each token is chosen: id and its index among the generated tokens (0-based).
     std::function<void(int64_t id, int64_t index)> on_token;
+    // Same moment, with the final-norm hidden state that produced the id ([H], model dtype):
+    // what a [SEG] mask is decoded from while generation goes on.
+    std::function<void(int64_t id, int64_t index, const at::Tensor& producer_hidden)> on_token_state;
     // Checked before every decoding step (after the prefill too); true stops with kAborted.
     std::function<bool()> should_abort;
 };

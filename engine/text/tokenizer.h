@@ -3,6 +3,8 @@
 // with; spec §2). Ids are int64_t; kImageTokenIndex marks "<image>" in prompt id lists.
 #pragma once
 
+#include "core/config.h"
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -11,9 +13,7 @@
 
 namespace glamm {
 
-// GLaMM's IMAGE_TOKEN_INDEX (tools/utils.py): the sentinel id that tokenizer_image_token puts
-// where the prompt says "<image>"; the model replaces it by the image's patch embeddings.
-inline constexpr int64_t kImageTokenIndex = -200;
+// kImageTokenIndex (GLaMM's IMAGE_TOKEN_INDEX) is defined in core/config.h.
 // The literal placeholder tokenizer_image_token splits on (not a vocabulary token).
 inline constexpr const char* kImagePlaceholder = "<image>";
 

@@ -1,0 +1,50 @@
+#include "cli/model_options.h"
+
+#include <cstdio>
+#include <sstream>
+#include <unistd.h>
+
+namespace glamm::cli {
+
+const std::vector<std::string>& model_option_names() {
+    static const std::vector<std::string> names = {"model", "vision-tower", "device", "dtype", "threads"};
+    return names;
+}
+
+const char* model_options_help() {
+    return "  --model DIR          GLaMM release folder (config.json, tokenizer, weights)\n"
+           "  --vision-tower DIR   CLIP ViT-L/14-336 folder (default: mm_vision_tower of config.json,\n"
+           "                       relative to the model folder)\n"
+           "  --device D           cpu (default), cuda, cuda:N\n"
+           "  --dtype T            f32 (default), bf16, f16\n"
+           "  --threads N          CPU threads (default: all cores)\n";
+}
+
+ModelOptions model_options_from(const Args& args, const std::string& model_dir) {
+    ModelOptions options;
+    options.model_dir        = model_dir.empty() ? args.require("model") : model_dir;
+    options.vision_tower_dir = args.get_or("vision-tower", "");
+    options.device           = args.get_or("device", "cpu");
+    options.dtype            = args.get_or("dtype", "f32");
+    options.threads          = static_cast<int>(args.get_int("threads", 0));
+    if (isatty(STDERR_FILENO)) {
+        options.on_progress = [](const std::string& stage, double fraction) {
+            std::fprintf(stderr, "\r\033[K[%3d%%] %s", static_cast<int>(fraction * 100), stage.c_str());
+            if (fraction >= 1.0) std::fprintf(stderr, "\r\033[K");
+            std::fflush(stderr);
+        };
+    }
+    return options;
+}
+
+Box parse_box(const std::string& text) {
+    std::stringstream ss(text);
+    Box box;
+    char c1 = 0, c2 = 0, c3 = 0;
+    if (!(ss >> box.x1 >> c1 >> box.y1 >> c2 >> box.x2 >> c3 >> box.y2) || c1 != ',' || c2 != ',' ||
+        c3 != ',' || !(ss >> std::ws).eof())
+        throw UsageError("--box expects x1,y1,x2,y2 in image pixels, got \"" + text + "\"");
+    return box;
+}
+
+} // namespace glamm::cli

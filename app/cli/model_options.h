@@ -1,0 +1,22 @@
+// Options every model-using subcommand shares (--model, --vision-tower, --device, --dtype,
+// --threads) and the progress line they print while loading.
+#pragma once
+
+#include "cli/command.h"
+#include "session.h"
+
+#include <string>
+#include <vector>
+
+namespace glamm::cli {
+
+// The option names, to list as known in Args.
+const std::vector<std::string>& model_option_names();
+// Help text for them.
+const char* model_options_help();
+// Builds ModelOptions from parsed arguments; `model_dir` overrides --model (inspect's positional).
+ModelOptions model_options_from(const Args& args, const std::string& model_dir = "");
+// Parses "x1,y1,x2,y2"; throws UsageError.
+Box parse_box(const std::string& text);
+
+} // namespace glamm::cli

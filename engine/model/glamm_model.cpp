@@ -1,0 +1,317 @@
+#include "model/glamm_model.h"
+
+#include "core/checkpoint.h"
+#include "core/device.h"
+#include "core/error.h"
+#include "grounding/mask_postprocess.h"
+#include "text/conversation.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <filesystem>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace glamm {
+
+namespace {
+
+// Checkpoint prefixes of the components that have no prefix constant of their own.
+constexpr char kMmProjectorPrefix[]   = "model.mm_projector.";
+constexpr char kRegionEncoderPrefix[] = "model.region_encoder.";
+// The box-embedding width is not in config.json (GLaMM hard-codes it): read it from this tensor.
+constexpr char kRegionPosEmbedKey[] = "model.region_encoder.roi_align.pos_embedd.0.weight";
+
+double elapsed_ms(std::chrono::steady_clock::time_point since) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - since)
+        .count();
+}
+
+bool is_clip_folder(const fs::path& dir) {
+    std::error_code ec;
+    return fs::is_directory(dir, ec) && fs::exists(dir / "config.json", ec);
+}
+
+// Counts parameters and on-disk dtypes of a component's keys.
+ComponentInfo describe_component(const std::string& name, const std::string& prefix,
+                                 torch::nn::Module& module, const Checkpoint& checkpoint) {
+    ComponentInfo info{name, prefix, 0, {}};
+    for (const auto& p : module.named_parameters()) {
+        info.parameters += p.value().numel();
+        const std::string key = prefix + p.key();
+        if (checkpoint.contains(key)) ++info.stored_dtypes[dtype_name(checkpoint.stored(key).dtype)];
+    }
+    // Stored buffers (SAM's positional-encoding matrix) are weights too.
+    for (const auto& b : module.named_buffers()) {
+        const std::string key = prefix + b.key();
+        if (!checkpoint.contains(key)) continue;
+        info.parameters += b.value().numel();
+        ++info.stored_dtypes[dtype_name(checkpoint.stored(key).dtype)];
+    }
+    return info;
+}
+
+} // namespace
+
+std::string resolve_vision_tower(const std::string& model_dir, const std::string& mm_vision_tower,
+                                 const std::string& override_dir) {
+    if (!override_dir.empty()) {
+        if (!is_clip_folder(override_dir))
+            fail("--vision-tower ", override_dir, " is not a CLIP folder (no config.json there)");
+        return override_dir;
+    }
+    const fs::path candidate = fs::path(mm_vision_tower).is_absolute()
+                                   ? fs::path(mm_vision_tower)
+                                   : fs::path(model_dir) / mm_vision_tower;
+    if (!mm_vision_tower.empty() && is_clip_folder(candidate)) return candidate.lexically_normal().string();
+    fail("the CLIP vision tower \"", mm_vision_tower, "\" named by ", model_dir,
+         "/config.json (mm_vision_tower) was not found. Download the Hugging Face model ",
+         "openai/clip-vit-large-patch14-336 (config.json, preprocessor_config.json and the weights) "
+         "and pass its folder with --vision-tower DIR, or put it at ",
+         candidate.lexically_normal().string());
+}
+
+std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
+    auto progress = [&](const std::string& stage, double fraction) {
+        if (options.on_progress) options.on_progress(stage, fraction);
+    };
+    auto m       = std::make_unique<GlammModel>();
+    m->model_dir = options.model_dir;
+    if (m->model_dir.empty()) fail("no model folder given");
+    std::error_code ec;
+    if (!fs::is_directory(m->model_dir, ec)) fail("model folder ", m->model_dir, " does not exist");
+    set_threads(options.threads);
+    m->device = parse_device(options.device);
+    m->dtype  = effective_dtype(parse_dtype(options.dtype), m->device);
+
+    progress("reading configuration", 0.0);
+    m->config           = load_glamm_config(m->model_dir);
+    m->vision_tower_dir = resolve_vision_tower(m->model_dir, m->config.mm_vision_tower,
+                                               options.vision_tower_dir);
+    m->clip_config      = load_clip_vision_config(m->vision_tower_dir);
+    m->clip_processor   = load_clip_image_processor_config(m->vision_tower_dir);
+    if (m->clip_config.hidden_size != m->config.mm_hidden_size)
+        fail("the vision tower in ", m->vision_tower_dir, " is ", m->clip_config.hidden_size,
+             " wide but ", m->model_dir, "/config.json expects mm_hidden_size ",
+             m->config.mm_hidden_size);
+    const int64_t num_levels = m->config.with_region ? m->config.region_encoder.num_levels : 0;
+    m->clip_selection = clip_feature_selection(m->clip_config, m->config.mm_vision_select_layer,
+                                               num_levels, m->config.mm_vision_select_feature);
+
+    progress("reading the tokenizer", 0.05);
+    m->tokenizer = Tokenizer::load(m->model_dir);
+
+    progress("opening weights", 0.1);
+    const Checkpoint checkpoint = with_context("opening the weights of " + m->model_dir,
+                                               [&] { return Checkpoint::open(m->model_dir); });
+    const Checkpoint clip_checkpoint = with_context(
+        "opening the vision tower " + m->vision_tower_dir,
+        [&] { return Checkpoint::open(m->vision_tower_dir); });
+    m->config.llama = resolve_llama_config(m->config.llama, checkpoint);
+    if (m->tokenizer->vocab_size() > m->config.llama.vocab_size)
+        fail("the tokenizer of ", m->model_dir, " has ", m->tokenizer->vocab_size(),
+             " tokens but the model embeds only ", m->config.llama.vocab_size);
+    if (checkpoint.contains(kRegionPosEmbedKey))
+        m->config.region_encoder.pos_embed_dim = checkpoint.stored(kRegionPosEmbedKey).shape.at(0);
+
+    progress("building the model", 0.15);
+    const GlammConfig& c = m->config;
+    m->clip              = ClipVisionModel(m->clip_config);
+    m->mm_projector      = MmProjector(c);
+    m->llama             = LlamaForCausalLM(c.llama);
+    m->text_projection   = TextProjection(c.llama.hidden_size, c.out_dim);
+    m->sam_image_encoder = SamImageEncoder(c.grounding_encoder);
+    m->sam_prompt_encoder = SamPromptEncoder(c.grounding_encoder);
+    m->sam_mask_decoder   = SamMaskDecoder(c.grounding_encoder);
+    if (c.with_region)
+        m->region_encoder = RegionEncoder(c.region_encoder, c.mm_hidden_size, c.llama.hidden_size,
+                                          m->clip_config.patch_size);
+
+    progress("loading weights", 0.2);
+    LoadReport report(checkpoint);
+    report.ignore("model.vision_tower."); // CLIP is a separate download (spec §1.3)
+    load_llama(m->llama, report);
+    progress("loading weights", 0.6);
+    report.load_module(*m->mm_projector, kMmProjectorPrefix);
+    if (c.with_region) report.load_module(*m->region_encoder, kRegionEncoderPrefix);
+    report.load_module(*m->text_projection, kTextProjectionPrefix);
+    report.load_module(*m->sam_image_encoder, kSamImageEncoderPrefix);
+    report.load_module(*m->sam_prompt_encoder, kSamPromptEncoderPrefix);
+    report.load_module(*m->sam_mask_decoder, kSamMaskDecoderPrefix);
+    report.finish("the weights in " + m->model_dir);
+    m->ignored_keys = report.ignored_keys();
+
+    progress("loading the vision tower", 0.8);
+    LoadReport clip_report(clip_checkpoint);
+    const std::string clip_prefix = clip_vision_prefix(clip_checkpoint);
+    // A full CLIPModel checkpoint also holds the text tower and projections GLaMM never uses.
+    for (const char* unused : {"text_model.", "logit_scale", "visual_projection.", "text_projection."})
+        clip_report.ignore(unused);
+    clip_report.ignore(clip_prefix + "embeddings.position_ids"); // a buffer in older saves
+    clip_report.load_module(*m->clip, clip_prefix);
+    clip_report.finish("the vision tower in " + m->vision_tower_dir);
+    for (const auto& key : clip_report.ignored_keys()) m->ignored_keys.push_back(key);
+
+    m->components.push_back(describe_component("clip_vision", clip_prefix, *m->clip, clip_checkpoint));
+    m->components.push_back(describe_component("mm_projector", kMmProjectorPrefix, *m->mm_projector, checkpoint));
+    if (c.with_region)
+        m->components.push_back(describe_component("region_encoder", kRegionEncoderPrefix, *m->region_encoder, checkpoint));
+    m->components.push_back(describe_component("llama", "", *m->llama, checkpoint));
+    m->components.push_back(describe_component("text_projection", kTextProjectionPrefix, *m->text_projection, checkpoint));
+    m->components.push_back(describe_component("sam_image_encoder", kSamImageEncoderPrefix, *m->sam_image_encoder, checkpoint));
+    m->components.push_back(describe_component("sam_prompt_encoder", kSamPromptEncoderPrefix, *m->sam_prompt_encoder, checkpoint));
+    m->components.push_back(describe_component("sam_mask_decoder", kSamMaskDecoderPrefix, *m->sam_mask_decoder, checkpoint));
+
+    progress("moving to the device", 0.9);
+    std::vector<torch::nn::Module*> modules = {
+        m->clip.get(), m->mm_projector.get(), m->llama.get(), m->text_projection.get(),
+        m->sam_image_encoder.get(), m->sam_prompt_encoder.get(), m->sam_mask_decoder.get()};
+    if (c.with_region) modules.push_back(m->region_encoder.get());
+    for (torch::nn::Module* module : modules) {
+        module->eval();
+        module->to(m->device, m->dtype);
+    }
+    progress("ready", 1.0);
+    return m;
+}
+
+EncodedImage GlammModel::encode_image(const Image& image) const {
+    if (image.empty()) fail("the image is empty");
+    c10::InferenceMode inference;
+    EncodedImage out;
+    out.height = image.height;
+    out.width  = image.width;
+
+    auto t0               = std::chrono::steady_clock::now();
+    out.clip_pixel_values = preprocess_clip(image, clip_config, clip_processor);
+    out.sam_input         = preprocess_sam(image, config.grounding_encoder);
+    out.preprocess_ms     = elapsed_ms(t0);
+
+    t0       = std::chrono::steady_clock::now();
+    out.clip = clip->forward(out.clip_pixel_values.to(device), clip_selection);
+    // [1, P, C] -> [P, H]
+    out.image_embeddings = mm_projector->forward(out.clip.image_features).squeeze(0);
+    out.clip_ms          = elapsed_ms(t0);
+
+    t0                       = std::chrono::steady_clock::now();
+    out.sam_image_embeddings = sam_image_encoder->forward(out.sam_input.pixel_values.to(device));
+    if (device.is_cuda()) torch::cuda::synchronize();
+    out.sam_encoder_ms = elapsed_ms(t0);
+    return out;
+}
+
+at::Tensor GlammModel::normalize_boxes(const std::vector<Box>& boxes, int64_t height,
+                                       int64_t width) const {
+    std::vector<double> values;
+    for (const Box& b : boxes) {
+        values.push_back(b.x1 / double(width));
+        values.push_back(b.y1 / double(height));
+        values.push_back(b.x2 / double(width));
+        values.push_back(b.y2 / double(height));
+    }
+    // [N, 4] in double, as the reference computes them before casting.
+    at::Tensor normalized =
+        torch::tensor(values, torch::kDouble).reshape({static_cast<int64_t>(boxes.size()), 4});
+    // ref: groundingLMM app.py region_enc_processor: float64 -> .half() -> bfloat16. In float32
+    // the golden reference divides in float32 (tests/data/golden/README.md).
+    if (dtype == c10::kFloat) return normalized.to(torch::kFloat).to(device);
+    return normalized.to(torch::kHalf).to(dtype).to(device);
+}
+
+at::Tensor GlammModel::encode_regions(const EncodedImage& image,
+                                      const at::Tensor& boxes_normalized) const {
+    c10::InferenceMode inference;
+    if (!region_encoder) fail("this model has no region encoder (with_region is false)");
+    return region_encoder->forward(image.clip.region_levels, boxes_normalized);
+}
+
+at::Tensor GlammModel::assemble(const std::vector<int64_t>& ids, const EncodedImage& image,
+                                const at::Tensor& region_features) const {
+    c10::InferenceMode inference;
+    at::Tensor id_tensor = torch::tensor(ids, torch::kLong).to(device);
+    return assemble_embeddings(llama, id_tensor, image.image_embeddings, region_features,
+                               kImageTokenIndex, tokenizer->bbox_id());
+}
+
+DecodedMasks GlammModel::decode_masks(const EncodedImage& image, const at::Tensor& seg_hidden) const {
+    c10::InferenceMode inference;
+    DecodedMasks out;
+    auto t0                     = std::chrono::steady_clock::now();
+    at::Tensor prompt           = text_projection->forward(seg_hidden); // [K, D]
+    SamPromptEmbeddings prompts = sam_prompt_encoder->forward(prompt);
+    at::Tensor image_pe         = sam_prompt_encoder->get_dense_pe();
+    SamMaskDecoderOutput decoded =
+        sam_mask_decoder->forward(image.sam_image_embeddings, image_pe, prompts.sparse, prompts.dense);
+    out.low_res_masks   = decoded.low_res_masks;
+    out.iou_predictions = decoded.iou_predictions;
+    out.decoder_ms      = elapsed_ms(t0);
+
+    t0 = std::chrono::steady_clock::now();
+    MaskGeometry geometry;
+    geometry.img_size        = config.grounding_encoder.img_size;
+    geometry.resized_height  = image.sam_input.resized_h;
+    geometry.resized_width   = image.sam_input.resized_w;
+    geometry.original_height = image.height;
+    geometry.original_width  = image.width;
+    out.logits               = postprocess_masks(out.low_res_masks, geometry);
+    out.postprocess_ms       = elapsed_ms(t0);
+    return out;
+}
+
+std::string GlammModel::first_turn_prompt(const std::string& instruction) const {
+    Conversation conversation(config.mm_use_im_start_end);
+    conversation.add_user(instruction);
+    return conversation.prompt();
+}
+
+std::string GlammModel::describe() const {
+    std::ostringstream os;
+    const LlamaConfig& l = config.llama;
+    const SamConfig& s   = config.grounding_encoder;
+    os << "model          " << model_dir << " (" << (config.architectures.empty() ? "?" : config.architectures[0])
+       << ")\n";
+    os << "vision tower   " << vision_tower_dir << "\n";
+    os << "device, dtype  " << device.str() << ", " << dtype_short_name(dtype) << "\n";
+    os << "llama          hidden " << l.hidden_size << ", layers " << l.num_hidden_layers << ", heads "
+       << l.num_attention_heads << " (kv " << l.kv_heads() << "), mlp " << l.intermediate_size
+       << ", vocab " << l.vocab_size << ", rope theta " << l.rope_theta << "\n";
+    os << "clip_vision    hidden " << clip_config.hidden_size << ", layers " << clip_config.num_hidden_layers
+       << ", heads " << clip_config.num_attention_heads << ", image " << clip_config.image_size
+       << ", patch " << clip_config.patch_size << " -> " << num_image_tokens() << " image tokens\n";
+    os << "sam            embed " << s.embed_dim << ", depth " << s.depth << ", heads " << s.num_heads
+       << ", global blocks [";
+    for (size_t i = 0; i < s.global_attn_indexes.size(); ++i)
+        os << (i ? "," : "") << s.global_attn_indexes[i];
+    os << "], prompt dim " << s.prompt_embed_dim << ", image " << s.img_size << "\n";
+    os << "region encoder " << (config.with_region ? "yes" : "no") << ", levels "
+       << config.region_encoder.num_levels << ", box embedding " << config.region_encoder.pos_embed_dim
+       << "\n\n";
+    os << "component            parameters  stored dtypes (tensors)\n";
+    int64_t total = 0;
+    for (const auto& c : components) {
+        char line[160];
+        std::snprintf(line, sizeof line, "%-20s %11lld  ", c.name.c_str(),
+                      static_cast<long long>(c.parameters));
+        os << line;
+        bool first = true;
+        for (const auto& [name, count] : c.stored_dtypes) {
+            os << (first ? "" : ", ") << name << " (" << count << ")";
+            first = false;
+        }
+        os << "\n";
+        total += c.parameters;
+    }
+    os << "total                " << total << "\n";
+    if (!ignored_keys.empty()) os << "ignored keys         " << ignored_keys.size() << " (known harmless)\n";
+    const Tokenizer& t = *tokenizer;
+    os << "\nspecial tokens: bos " << t.bos_id() << ", eos " << t.eos_id() << ", unk " << t.unk_id()
+       << ", pad " << t.pad_id() << ", image " << kImageTokenIndex << "\n";
+    os << "added tokens:";
+    for (const auto& [name, id] : t.added_tokens()) os << " " << name << "=" << id;
+    os << "\nvocabulary: " << t.vocab_size() << " tokens (" << t.sp_vocab_size() << " sentencepiece)\n";
+    return os.str();
+}
+
+} // namespace glamm

@@ -1,0 +1,114 @@
+// GlammModel: the immutable, loaded GLaMM (every component, the tokenizer, the configs) and the
+// pipeline stages that connect them. The only file that knows the whole pipeline.
+// Legend: P image patches (CLIP grid²), C CLIP width, H LLaMA width, D SAM prompt width,
+// K [SEG] tokens, N boxes, S expanded sequence, H0×W0 original image.
+#pragma once
+
+#include "core/config.h"
+#include "grounding/sam_image_encoder.h"
+#include "grounding/sam_mask_decoder.h"
+#include "grounding/sam_prompt_encoder.h"
+#include "grounding/text_projection.h"
+#include "language/llama.h"
+#include "session.h"
+#include "text/tokenizer.h"
+#include "vision/clip_vision.h"
+#include "vision/image.h"
+#include "vision/image_preprocess.h"
+#include "vision/mm_projector.h"
+#include "vision/region_encoder.h"
+
+#include <c10/core/Device.h>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace glamm {
+
+// What `glamm inspect` prints per component.
+struct ComponentInfo {
+    std::string name;                     // "llama", "sam_image_encoder", ...
+    std::string prefix;                   // checkpoint key prefix
+    int64_t parameters = 0;               // elements of parameters and stored buffers
+    std::map<std::string, int64_t> stored_dtypes; // dtype on disk -> tensors
+};
+
+// Where mm_vision_tower points: `override_dir` when given, else `mm_vision_tower` as a path
+// (absolute, or relative to the model folder). Throws Error saying what to download and where
+// to put it when neither is a CLIP folder.
+std::string resolve_vision_tower(const std::string& model_dir, const std::string& mm_vision_tower,
+                                 const std::string& override_dir);
+
+// One image, encoded once: what every question about it needs.
+struct EncodedImage {
+    int64_t height = 0, width = 0;    // original size H0, W0
+    at::Tensor clip_pixel_values;     // [1, 3, S, S] f32
+    ClipVisionFeatures clip;          // image features [1, P, C], region levels L × [1, P, C]
+    at::Tensor image_embeddings;      // [P, H] projected (mm_projector), model dtype
+    SamPreprocessed sam_input;        // pixel values, resized image and h', w'
+    at::Tensor sam_image_embeddings;  // [1, D, G, G]
+    double preprocess_ms = 0, clip_ms = 0, sam_encoder_ms = 0;
+};
+
+// Masks decoded for K [SEG] embeddings.
+struct DecodedMasks {
+    at::Tensor low_res_masks;   // [K, 1, 4G, 4G]
+    at::Tensor iou_predictions; // [K, 1]
+    at::Tensor logits;          // [K, H0, W0] f32
+    double decoder_ms = 0, postprocess_ms = 0;
+};
+
+class GlammModel {
+public:
+    // Loads configs, tokenizer and every component strictly (see session.h ModelOptions).
+    static std::unique_ptr<GlammModel> load(const ModelOptions& options);
+
+    std::string model_dir, vision_tower_dir;
+    GlammConfig config;               // llama.vocab_size resolved from the checkpoint
+    ClipVisionConfig clip_config;
+    ClipImageProcessorConfig clip_processor;
+    ClipFeatureSelection clip_selection;
+    c10::Device device{c10::kCPU};
+    c10::ScalarType dtype = c10::kFloat;
+    std::optional<Tokenizer> tokenizer;
+    std::vector<ComponentInfo> components;
+    std::vector<std::string> ignored_keys; // known harmless checkpoint keys skipped by name
+
+    // Components (holders are shared pointers; mutable because LibTorch's forward() is non-const
+    // although inference never changes a weight).
+    mutable ClipVisionModel clip{nullptr};
+    mutable MmProjector mm_projector{nullptr};
+    mutable RegionEncoder region_encoder{nullptr};
+    mutable LlamaForCausalLM llama{nullptr};
+    mutable TextProjection text_projection{nullptr};
+    mutable SamImageEncoder sam_image_encoder{nullptr};
+    mutable SamPromptEncoder sam_prompt_encoder{nullptr};
+    mutable SamMaskDecoder sam_mask_decoder{nullptr};
+
+    // Embeddings one image placeholder expands to (CLIP patches; 576 for ViT-L/14-336).
+    int64_t num_image_tokens() const { return clip_config.num_patches(); }
+
+    // CLIP (+ projector) and SAM image encoder on one image.
+    EncodedImage encode_image(const Image& image) const;
+    // Boxes in original-image pixels -> normalised [N, 4] as the reference feeds them: divided
+    // by (W, H, W, H); in reduced precision rounded to fp16 then to the model dtype (spec §3.3).
+    at::Tensor normalize_boxes(const std::vector<Box>& boxes, int64_t height, int64_t width) const;
+    // Region encoder: [N, H] (N may be 0).
+    at::Tensor encode_regions(const EncodedImage& image, const at::Tensor& boxes_normalized) const;
+    // Prompt (or prompt + answer) ids with one image slot -> inputs_embeds [1, S, H].
+    at::Tensor assemble(const std::vector<int64_t>& ids, const EncodedImage& image,
+                        const at::Tensor& region_features) const;
+    // text_hidden_fcs + SAM prompt encoder + mask decoder + post-processing for K hidden states
+    // [K, H] (the states before each [SEG]).
+    DecodedMasks decode_masks(const EncodedImage& image, const at::Tensor& seg_hidden) const;
+    // The llava_v1 first-turn prompt for an instruction.
+    std::string first_turn_prompt(const std::string& instruction) const;
+
+    // Parameter counts and dtypes, for `glamm inspect`.
+    std::string describe() const;
+};
+
+} // namespace glamm

@@ -1,0 +1,78 @@
+// `glamm dump` on both golden cases reproduces every golden tensor within the tolerances of
+// tests/data/golden/README.md; prints the max difference per tensor.
+#include "core/atomic_file.h"
+#include "support/test_support.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <sstream>
+
+using namespace glamm;
+
+namespace {
+
+std::string quote(const std::string& s) {
+    std::string out = "'";
+    for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+}
+
+class GoldenDump : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GoldenDump, MatchesEveryGoldenTensor) {
+    const std::string name = GetParam();
+    const auto meta  = nlohmann::json::parse(read_file(test::tiny_case_path("meta.json")));
+    const auto& c    = meta["cases"][name];
+    const std::string out = test::make_temp_dir("dump") + "/" + name + ".safetensors";
+    std::ostringstream cmd;
+    cmd << test::bin_path("glamm") << " dump --model " << test::tiny_model_dir()
+        << " --vision-tower " << test::tiny_clip_dir() << " --image "
+        << test::tiny_case_path(name + ".png") << " --instruction "
+        << quote(c["instruction"].get<std::string>()) << " --answer "
+        << quote(c["answer"].get<std::string>()) << " --out " << out;
+    if (c["boxes_px"].is_array())
+        for (const auto& b : c["boxes_px"])
+            cmd << " --box " << b[0].get<double>() << "," << b[1].get<double>() << ","
+                << b[2].get<double>() << "," << b[3].get<double>();
+    const auto result = test::run_command(cmd.str());
+    ASSERT_EQ(result.exit_code, 0) << result.err;
+
+    const auto golden = test::load_tensors(test::tiny_case_path(name + ".safetensors"));
+    const auto ours   = test::load_tensors(out);
+    std::printf("case %s: %zu golden tensors\n", name.c_str(), golden.size());
+    for (const auto& [key, ref] : golden) {
+        auto it = ours.find(key);
+        ASSERT_NE(it, ours.end()) << "glamm dump did not write " << key;
+        const at::Tensor& got = it->second;
+        ASSERT_EQ(got.sizes(), ref.sizes()) << key;
+        ASSERT_EQ(got.scalar_type(), ref.scalar_type()) << key;
+        if (ref.scalar_type() == torch::kLong) {
+            EXPECT_TRUE(torch::equal(got, ref)) << key << ": ours " << got << "\nreference " << ref;
+            std::printf("  %-28s ids %s\n", key.c_str(), torch::equal(got, ref) ? "equal" : "DIFFER");
+        } else if (key == "sam_resized_image") {
+            const auto diff  = (got.to(torch::kInt) - ref.to(torch::kInt)).abs();
+            const double exact = diff.eq(0).to(torch::kDouble).mean().item<double>();
+            std::printf("  %-28s max|diff| %d, %.4f%% exact\n", key.c_str(), diff.max().item<int>(),
+                        100 * exact);
+            EXPECT_LE(diff.max().item<int>(), 1) << key;
+            EXPECT_GE(exact, 0.99) << key;
+        } else if (key == "masks") {
+            const double agree = got.eq(ref).to(torch::kDouble).mean().item<double>();
+            std::printf("  %-28s %.4f%% of pixels agree\n", key.c_str(), 100 * agree);
+            EXPECT_GE(agree, 0.995) << key;
+        } else if (key == "clip_pixel_values") {
+            // README: within 1 / 255 / 0.26 (one 8-bit level after normalisation).
+            const double diff = (got - ref).abs().max().item<double>();
+            std::printf("  %-28s max|diff| %.3e (tolerance %.3e)\n", key.c_str(), diff, 1.0 / 255 / 0.26);
+            EXPECT_LE(diff, 1.0 / 255 / 0.26) << key;
+        } else {
+            EXPECT_TRUE(test::close_to_reference(key, got, ref));
+        }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, GoldenDump, ::testing::Values("gcg", "region"));
+
+} // namespace
