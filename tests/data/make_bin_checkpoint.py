@@ -13,7 +13,8 @@
   zip64.bin                    the same records re-zipped with every size/offset in ZIP64 fields.
   evil.bin                     a torch.save-shaped zip whose data.pkl calls os.system.
   compressed.bin               a deflated data.pkl (torch.save never compresses).
-  legacy.bin                   the pre-1.6 non-zip torch.save format.
+  legacy.bin                   the pre-1.6 non-zip torch.save format (its storage keys are object
+                               ids, so this one file differs from run to run; the rest is stable).
 
 Run with Debian's python3-torch: /usr/bin/python3 tests/data/make_bin_checkpoint.py
 """
