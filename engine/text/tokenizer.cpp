@@ -384,12 +384,13 @@ Tokenizer Tokenizer::load(const std::string& model_dir) {
 
     for (const auto& [name, id] : impl->added)
         if (!name.empty()) impl->split_tokens.push_back({name, id, true});
-    for (const auto& [name, id] : {std::pair{bos_name, bos}, std::pair{eos_name, eos},
-                                   std::pair{unk_name, unk}, std::pair{pad_name, pad}}) {
-        if (name.empty() || id < 0 || impl->added.count(name)) continue;
+    for (const auto& special : {std::pair{bos_name, bos}, std::pair{eos_name, eos},
+                                std::pair{unk_name, unk}, std::pair{pad_name, pad}}) {
+        const std::string& name = special.first;
+        if (name.empty() || special.second < 0 || impl->added.count(name)) continue;
         const bool dup = std::any_of(impl->split_tokens.begin(), impl->split_tokens.end(),
                                      [&](const auto& t) { return t.text == name; });
-        if (!dup) impl->split_tokens.push_back({name, id, false});
+        if (!dup) impl->split_tokens.push_back({name, special.second, false});
     }
     std::stable_sort(impl->split_tokens.begin(), impl->split_tokens.end(),
                      [](const auto& a, const auto& b) { return a.text.size() > b.text.size(); });
