@@ -92,7 +92,8 @@ private:
 // until finish()). The concatenated deltas equal tokenizer.decode(ids(), skip_special) except in
 // one reference quirk: decode() puts a space in front of a text run that is followed by <s>, </s>
 // or <unk> (e.g. "[SEG]  .</s>"); a stream cannot take back text, so it does not (nor with
-// skip_special, where the quirk never arises).
+// skip_special, where the quirk never arises). Each push decodes all ids so far (about 0.1 ms per
+// push at 512 ids on this CPU), which keeps it exact; generation steps cost far more.
 class TokenStream {
 public:
     explicit TokenStream(const Tokenizer& tokenizer, bool skip_special = false);
