@@ -1,30 +1,122 @@
-// The main window of GLaMM Studio: the image canvas on the left, the conversation on the right.
+// The main window of GLaMM Studio: the image canvas on the left; the conversation, the grounded
+// phrases and the prompt on the right. All inference goes through SessionController's thread.
 #pragma once
 
+#include "ui/studio_types.h"
+
+#include <QElapsedTimer>
 #include <QMainWindow>
 
-class QGraphicsScene;
-class QGraphicsView;
-class QGraphicsPixmapItem;
-class QTextBrowser;
+class AnswerView;
+class ImageCanvas;
+class PhraseListModel;
+class QAction;
+class QComboBox;
+class QItemSelectionModel;
+class QLabel;
 class QLineEdit;
+class QListView;
+class QMenu;
+class QProgressBar;
+class QPushButton;
+class QSlider;
+class SessionController;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
 
 public:
     explicit MainWindow(QWidget* parent = nullptr);
+    ~MainWindow() override;
 
-    // Shows `path` on the canvas; returns false (and tells the user) if it cannot be read.
+    // Loads a model on the worker (progress in the status bar); a folder that is not a GLaMM
+    // release is reported at once with what is missing.
+    void loadModel(const ModelSettings& settings);
+    // Shows `path` on the canvas and encodes it once a model is loaded; false (and tells the
+    // user) if it cannot be read.
     bool openImage(const QString& path);
+    // Asks about the current image with the drawn boxes; `forcedAnswer` teacher-forces.
+    void ask(StudioTask task, const QString& text, const QString& forcedAnswer = QString());
+    // Selects the prompt preset shown in the task box.
+    void setTask(StudioTask task);
+
+    ImageCanvas* canvas() const { return canvas_; }
+    AnswerView* answerView() const { return answerView_; }
+    PhraseListModel* phraseModel() const { return phraseModel_; }
+    QItemSelectionModel* phraseSelection() const { return phraseSelection_; }
+    SessionController* controller() const { return controller_; }
+    const StudioAnswer& lastAnswer() const { return lastAnswer_; }
+    // The text of the last error shown to the user.
+    QString lastError() const { return lastError_; }
+    bool isBusy() const { return busy_; }
+    bool isModelLoaded() const { return modelLoaded_; }
+    // Shows the settings dialog; loads the model when accepted.
+    void showSettings();
+
+signals:
+    void modelReady();
+    void imageReady();
+    void answerFinished(const StudioAnswer& answer);
+    void errorReported(const QString& text);
+
+public slots:
+    void askFromPrompt();
+    void stop();
+    void newConversation();
 
 private slots:
     void openImageDialog();
+    void pasteImage();
+    void exportResult();
+    void saveOverlay();
+    void saveConversation();
+    void copyAnswer();
+    void showShortcuts();
+    void showAbout();
 
 private:
-    QGraphicsScene* scene_        = nullptr;
-    QGraphicsView* canvas_        = nullptr;
-    QGraphicsPixmapItem* pixmap_  = nullptr;
-    QTextBrowser* conversation_   = nullptr;
-    QLineEdit* prompt_            = nullptr;
+    void buildActions();
+    void buildMenus();
+    void connectWorker();
+    void setBusy(bool busy, const QString& stage = QString());
+    void reportError(const QString& action, const QString& message);
+    void addRecentFile(const QString& path);
+    void rebuildRecentMenu();
+    void updateHighlightFromSelection();
+    bool requireAnswer();
+
+    SessionController* controller_        = nullptr;
+    ImageCanvas* canvas_                  = nullptr;
+    AnswerView* answerView_               = nullptr;
+    PhraseListModel* phraseModel_         = nullptr;
+    QItemSelectionModel* phraseSelection_ = nullptr;
+    QListView* phraseList_                = nullptr;
+    QSlider* opacity_                     = nullptr;
+    QComboBox* task_                      = nullptr;
+    QLineEdit* prompt_                    = nullptr;
+    QPushButton* askButton_               = nullptr;
+    QPushButton* stopButton_              = nullptr;
+    QLabel* stage_                        = nullptr;
+    QLabel* rate_                         = nullptr;
+    QProgressBar* progress_               = nullptr;
+    QMenu* recentMenu_                    = nullptr;
+
+    QAction *openAction_ = nullptr, *pasteAction_ = nullptr, *exportAction_ = nullptr,
+            *saveOverlayAction_ = nullptr, *saveConversationAction_ = nullptr,
+            *quitAction_ = nullptr, *undoAction_ = nullptr, *redoAction_ = nullptr,
+            *deleteBoxAction_ = nullptr, *clearBoxesAction_ = nullptr, *copyAnswerAction_ = nullptr,
+            *zoomInAction_ = nullptr, *zoomOutAction_ = nullptr, *fitAction_ = nullptr,
+            *actualSizeAction_ = nullptr, *drawBoxesAction_ = nullptr, *settingsAction_ = nullptr,
+            *askAction_ = nullptr, *stopAction_ = nullptr, *newConversationAction_ = nullptr,
+            *shortcutsAction_ = nullptr, *aboutAction_ = nullptr;
+
+    ModelSettings settings_;
+    QString imagePath_;
+    QImage pendingImage_; // pasted image waiting for a model
+    StudioAnswer lastAnswer_;
+    QString lastError_;
+    bool busy_          = false;
+    bool modelLoaded_   = false;
+    int streamedTokens_ = 0;
+    QElapsedTimer generationTimer_;
 };

@@ -1,0 +1,85 @@
+// SessionWorker owns the engine (Model + Session) and runs it on its own QThread (QThread-docs
+// worker pattern); SessionController owns that thread and forwards requests by queued signals.
+// Results come back as value types (studio_types.h). The GUI thread never calls the engine.
+#pragma once
+
+#include "ui/studio_types.h"
+
+#include <QObject>
+#include <QThread>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+
+namespace glamm {
+class Model;
+class Session;
+} // namespace glamm
+
+class SessionWorker : public QObject {
+    Q_OBJECT
+
+public:
+    explicit SessionWorker(QObject* parent = nullptr);
+    ~SessionWorker() override;
+
+    // Thread-safe: the running generation stops at the next token (Callbacks::should_abort).
+    void requestStop() { stopRequested_.store(true); }
+    // Thread-safe: whether a model is loaded.
+    bool hasModel() const { return modelLoaded_.load(); }
+
+public slots:
+    // Loads (replaces) the model; emits modelLoaded or failed.
+    void loadModel(const ModelSettings& settings);
+    // Reads `path` with the engine's loader (the reference's cv2 conventions) and encodes it.
+    void setImageFile(const QString& path);
+    // Encodes an image that is already in memory (paste, drag-and-drop of image data).
+    void setImage(const QImage& image);
+    // Answers (or teacher-forces) a request; streams tokenGenerated/maskReady, then answerReady.
+    void ask(const AskRequest& request);
+    // Forgets the conversation, keeps the image.
+    void resetConversation();
+
+signals:
+    void modelLoaded(const QString& description);
+    void imageEncoded(const QSize& size);
+    void progressed(const QString& stage, double fraction);
+    void tokenGenerated(const QString& delta);
+    void maskReady(int index, const QImage& mask);
+    void answerReady(const StudioAnswer& answer);
+    // `action` says what could not be done ("load the model"), `message` why (the engine's text).
+    void failed(const QString& action, const QString& message);
+
+private:
+    void encode(const QString& label, const std::function<void()>& work);
+
+    std::shared_ptr<const glamm::Model> model_;
+    std::unique_ptr<glamm::Session> session_;
+    std::atomic<bool> stopRequested_{false};
+    std::atomic<bool> modelLoaded_{false};
+};
+
+// Owns the worker thread. Calls on this object (GUI thread) become queued requests to the worker;
+// connect to worker()'s signals for the results. The destructor stops generation, quits and waits.
+class SessionController : public QObject {
+    Q_OBJECT
+
+public:
+    explicit SessionController(QObject* parent = nullptr);
+    ~SessionController() override;
+
+    SessionWorker* worker() const { return worker_; }
+    void stop() { worker_->requestStop(); }
+
+signals:
+    void loadModelRequested(const ModelSettings& settings);
+    void imageFileRequested(const QString& path);
+    void imageRequested(const QImage& image);
+    void askRequested(const AskRequest& request);
+    void resetRequested();
+
+private:
+    QThread thread_;
+    SessionWorker* worker_ = nullptr;
+};
