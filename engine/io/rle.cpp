@@ -3,11 +3,13 @@
 #include "core/error.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 
 namespace glamm {
 
 // ref: cocodataset/cocoapi PythonAPI/common/maskApi.c (rleEncode, rleDecode, rleToString,
-// rleFrString, rleArea, rleToBbox, rleIou, rleMerge)
+// rleFrString, rleArea, rleToBbox, rleIou, rleMerge, rleFrPoly)
 
 int64_t Rle::area() const {
     int64_t a = 0;
@@ -40,8 +42,8 @@ std::vector<double> Rle::bbox() const {
 
 Rle rle_encode(const uint8_t* mask, int64_t height, int64_t width) {
     Rle rle;
-    rle.height = height;
-    rle.width  = width;
+    rle.height       = height;
+    rle.width        = width;
     uint8_t previous = 0;
     uint32_t run     = 0;
     for (int64_t x = 0; x < width; ++x)
@@ -92,9 +94,9 @@ std::string rle_to_string(const Rle& rle) {
 
 Rle rle_from_string(const std::string& s, int64_t height, int64_t width) {
     Rle rle;
-    rle.height = height;
-    rle.width  = width;
-    size_t p   = 0;
+    rle.height    = height;
+    rle.width     = width;
+    size_t p      = 0;
     int64_t total = 0;
     while (p < s.size()) {
         int64_t x = 0;
@@ -199,6 +201,97 @@ Rle rle_merge(const std::vector<Rle>& rles, bool intersect) {
         result = std::move(merged);
     }
     return result;
+}
+
+Rle rle_from_polygon(const std::vector<double>& xy, int64_t height, int64_t width) {
+    if (xy.size() % 2 != 0) fail("polygon has an odd number of coordinates (", xy.size(), ")");
+    // maskApi.c upsamples by this factor before walking the edges.
+    constexpr double kScale = 5.0;
+    const size_t k          = xy.size() / 2;
+    const int h = static_cast<int>(height), w = static_cast<int>(width);
+    // Vertices on the upsampled grid, closed (x[k] = x[0]); C truncation of v + 0.5.
+    std::vector<int> x(k + 1), y(k + 1);
+    for (size_t j = 0; j < k; ++j) {
+        x[j] = static_cast<int>(kScale * xy[2 * j] + .5);
+        y[j] = static_cast<int>(kScale * xy[2 * j + 1] + .5);
+    }
+    if (k > 0) {
+        x[k] = x[0];
+        y[k] = y[0];
+    }
+    // Dense points along every edge, stepping one unit along its major axis.
+    std::vector<int> u, v;
+    for (size_t j = 0; j < k; ++j) {
+        int xs = x[j], xe = x[j + 1], ys = y[j], ye = y[j + 1];
+        const int dx = std::abs(xe - xs), dy = std::abs(ys - ye);
+        const bool flip = (dx >= dy && xs > xe) || (dx < dy && ys > ye);
+        if (flip) {
+            std::swap(xs, xe);
+            std::swap(ys, ye);
+        }
+        const double s = dx >= dy ? double(ye - ys) / dx : double(xe - xs) / dy;
+        if (dx >= dy) {
+            for (int d = 0; d <= dx; ++d) {
+                const int t = flip ? dx - d : d;
+                u.push_back(t + xs);
+                v.push_back(static_cast<int>(ys + s * t + .5));
+            }
+        } else {
+            for (int d = 0; d <= dy; ++d) {
+                const int t = flip ? dy - d : d;
+                v.push_back(t + ys);
+                u.push_back(static_cast<int>(xs + s * t + .5));
+            }
+        }
+    }
+    // Where the boundary crosses a pixel-centre column, keep the (downsampled) y: these are
+    // the positions where the column-major scan toggles between outside and inside.
+    std::vector<uint32_t> a;
+    for (size_t j = 1; j < u.size(); ++j) {
+        if (u[j] == u[j - 1]) continue;
+        double xd = double(u[j] < u[j - 1] ? u[j] : u[j] - 1);
+        xd        = (xd + .5) / kScale - .5;
+        if (std::floor(xd) != xd || xd < 0 || xd > w - 1) continue;
+        double yd = double(v[j] < v[j - 1] ? v[j] : v[j - 1]);
+        yd        = (yd + .5) / kScale - .5;
+        if (yd < 0)
+            yd = 0;
+        else if (yd > h)
+            yd = h;
+        yd = std::ceil(yd);
+        a.push_back(static_cast<uint32_t>(static_cast<int>(xd) * h + static_cast<int>(yd)));
+    }
+    a.push_back(static_cast<uint32_t>(h * w));
+    std::sort(a.begin(), a.end());
+    // Positions -> run lengths; zero-length runs fold into the run two places back.
+    uint32_t p = 0;
+    for (auto& t : a) {
+        const uint32_t next = t;
+        t -= p;
+        p = next;
+    }
+    Rle rle;
+    rle.height = height;
+    rle.width  = width;
+    size_t j   = 0;
+    rle.counts.push_back(a[j++]);
+    while (j < a.size()) {
+        if (a[j] > 0) {
+            rle.counts.push_back(a[j++]);
+        } else {
+            ++j;
+            if (j < a.size()) rle.counts.back() += a[j++];
+        }
+    }
+    return rle;
+}
+
+Rle rle_from_polygons(const std::vector<std::vector<double>>& polygons, int64_t height,
+                      int64_t width) {
+    std::vector<Rle> parts;
+    for (const auto& poly : polygons) parts.push_back(rle_from_polygon(poly, height, width));
+    if (parts.empty()) return Rle{height, width, {static_cast<uint32_t>(height * width)}};
+    return rle_merge(parts, /*intersect=*/false);
 }
 
 } // namespace glamm

@@ -36,4 +36,12 @@ double rle_iou(const Rle& a, const Rle& b, bool crowd = false);
 // Union (intersect = false) or intersection of masks of the same size.
 Rle rle_merge(const std::vector<Rle>& rles, bool intersect);
 
+// Rasterises one polygon [x0, y0, x1, y1, ...] (pixel coordinates, pixel centres at integers)
+// as pycocotools rleFrPoly does: vertices scaled by 5 and rounded, edges walked densely, the
+// boundary's x-crossings of pixel centres turned into runs. Bit-exact with maskApi.c.
+Rle rle_from_polygon(const std::vector<double>& xy, int64_t height, int64_t width);
+// A COCO "segmentation" list of polygons: each rasterised, then their union (annToRLE).
+Rle rle_from_polygons(const std::vector<std::vector<double>>& polygons, int64_t height,
+                      int64_t width);
+
 } // namespace glamm
