@@ -247,6 +247,9 @@ ImageCanvas::ImageCanvas(QWidget* parent) : QGraphicsView(parent) {
     connect(undoStack_, &QUndoStack::indexChanged, this, &ImageCanvas::boxesChanged);
 }
 
+// The undo commands refer to box items the scene owns: drop them before the scene goes.
+ImageCanvas::~ImageCanvas() { undoStack_->clear(); }
+
 void ImageCanvas::setImage(const QImage& image) {
     undoStack_->clear();
     boxes_.clear();

@@ -44,6 +44,7 @@ class ImageCanvas : public QGraphicsView {
 
 public:
     explicit ImageCanvas(QWidget* parent = nullptr);
+    ~ImageCanvas() override;
 
     // Shows `image` (original size), removing boxes and masks.
     void setImage(const QImage& image);
