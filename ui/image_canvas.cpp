@@ -248,7 +248,9 @@ ImageCanvas::ImageCanvas(QWidget* parent) : QGraphicsView(parent) {
 }
 
 // The undo commands refer to box items the scene owns: drop them before the scene goes.
-ImageCanvas::~ImageCanvas() { undoStack_->clear(); }
+ImageCanvas::~ImageCanvas() {
+    undoStack_->clear();
+}
 
 void ImageCanvas::setImage(const QImage& image) {
     undoStack_->clear();

@@ -52,9 +52,9 @@ private slots:
         QCOMPARE(boxes.size(), 1);
         // One screen pixel is 1/zoom image pixels.
         const double tolerance = 1.0 / zoom + 1e-6;
-        qInfo("zoom %.2f: got (%.2f, %.2f, %.2f, %.2f), want (%.2f, %.2f, %.2f, %.2f)", zoom, boxes[0].left(),
-              boxes[0].top(), boxes[0].right(), boxes[0].bottom(), target.left(), target.top(), target.right(),
-              target.bottom());
+        qInfo("zoom %.2f: got (%.2f, %.2f, %.2f, %.2f), want (%.2f, %.2f, %.2f, %.2f)", zoom,
+              boxes[0].left(), boxes[0].top(), boxes[0].right(), boxes[0].bottom(), target.left(),
+              target.top(), target.right(), target.bottom());
         QVERIFY(std::abs(boxes[0].left() - target.left()) <= tolerance);
         QVERIFY(std::abs(boxes[0].top() - target.top()) <= tolerance);
         QVERIFY(std::abs(boxes[0].right() - target.right()) <= tolerance);
@@ -91,7 +91,8 @@ private slots:
         // Select the first box by clicking it, delete it with the Delete key, undo brings it back.
         canvas.setZoom(1.0);
         canvas.centerOn(QPointF(60, 35));
-        QTest::mouseClick(canvas.viewport(), Qt::LeftButton, Qt::NoModifier, canvas.mapFromScene(QPointF(60, 35)));
+        QTest::mouseClick(canvas.viewport(), Qt::LeftButton, Qt::NoModifier,
+                          canvas.mapFromScene(QPointF(60, 35)));
         QTest::keyClick(&canvas, Qt::Key_Delete);
         QCOMPARE(canvas.boxes().size(), 1);
         QCOMPARE(canvas.boxes()[0], QRectF(200, 100, 60, 60));
@@ -107,7 +108,8 @@ private slots:
         QVERIFY(QTest::qWaitForWindowExposed(&canvas));
         canvas.setImage(testImage());
         canvas.setZoom(1.0);
-        QImage left(640, 480, QImage::Format_Grayscale8), right(640, 480, QImage::Format_Grayscale8);
+        QImage left(640, 480, QImage::Format_Grayscale8),
+            right(640, 480, QImage::Format_Grayscale8);
         left.fill(0);
         right.fill(0);
         for (int y = 100; y < 200; ++y)
@@ -119,7 +121,8 @@ private slots:
 
         QSignalSpy clicked(&canvas, &ImageCanvas::maskClicked);
         canvas.centerOn(QPointF(500, 150));
-        QTest::mouseClick(canvas.viewport(), Qt::LeftButton, Qt::NoModifier, canvas.mapFromScene(QPointF(500, 150)));
+        QTest::mouseClick(canvas.viewport(), Qt::LeftButton, Qt::NoModifier,
+                          canvas.mapFromScene(QPointF(500, 150)));
         QCOMPARE(clicked.count(), 1);
         QCOMPARE(clicked.at(0).at(0).toInt(), 1);
         QCOMPARE(canvas.boxes().size(), 0); // a click is not a box

@@ -25,12 +25,13 @@ private:
     static StudioAnswer fakeAnswer() {
         StudioAnswer a;
         a.text = QStringLiteral("A red circle next to a blue square.");
-        QImage left(640, 480, QImage::Format_Grayscale8), right(640, 480, QImage::Format_Grayscale8);
+        QImage left(640, 480, QImage::Format_Grayscale8),
+            right(640, 480, QImage::Format_Grayscale8);
         left.fill(0);
         right.fill(0);
         for (int y = 100; y < 200; ++y)
             for (int x = 0; x < 640; ++x) (x < 320 ? left : right).scanLine(y)[x] = 255;
-        a.masks = {left, right};
+        a.masks   = {left, right};
         a.phrases = {{QStringLiteral("A red circle"), 0, 12, 0, maskColor(0)},
                      {QStringLiteral("a blue square"), 21, 34, 1, maskColor(1)}};
         return a;
@@ -61,7 +62,8 @@ private slots:
         ImageCanvas* canvas = window.canvas();
         canvas->setZoom(1.0);
         canvas->centerOn(QPointF(100, 150));
-        QTest::mouseClick(canvas->viewport(), Qt::LeftButton, Qt::NoModifier, canvas->mapFromScene(QPointF(100, 150)));
+        QTest::mouseClick(canvas->viewport(), Qt::LeftButton, Qt::NoModifier,
+                          canvas->mapFromScene(QPointF(100, 150)));
         QCOMPARE(window.phraseSelection()->selectedRows().value(0).row(), 0);
         QCOMPARE(canvas->highlightedMask(), 0);
 
@@ -73,12 +75,14 @@ private slots:
 
         // Clicking where there is no mask clears the selection.
         canvas->centerOn(QPointF(100, 400));
-        QTest::mouseClick(canvas->viewport(), Qt::LeftButton, Qt::NoModifier, canvas->mapFromScene(QPointF(100, 400)));
+        QTest::mouseClick(canvas->viewport(), Qt::LeftButton, Qt::NoModifier,
+                          canvas->mapFromScene(QPointF(100, 400)));
         QVERIFY(!window.phraseSelection()->hasSelection());
         QCOMPARE(canvas->highlightedMask(), -1);
 
         // Unticking a phrase hides its mask.
-        window.phraseModel()->setData(window.phraseModel()->index(1), Qt::Unchecked, Qt::CheckStateRole);
+        window.phraseModel()->setData(window.phraseModel()->index(1), Qt::Unchecked,
+                                      Qt::CheckStateRole);
         QVERIFY(!canvas->isMaskVisible(1));
         QVERIFY(canvas->isMaskVisible(0));
     }
@@ -92,7 +96,8 @@ private slots:
         settings.modelDir = dir.path();
         window.loadModel(settings);
         QCOMPARE(errors.count(), 1);
-        QVERIFY2(window.lastError().contains(QStringLiteral("config.json")), qPrintable(window.lastError()));
+        QVERIFY2(window.lastError().contains(QStringLiteral("config.json")),
+                 qPrintable(window.lastError()));
         QVERIFY(window.lastError().contains(QStringLiteral("not a GLaMM release")));
         auto* box = window.findChild<QMessageBox*>(QStringLiteral("errorBox"));
         QVERIFY(box);
