@@ -57,6 +57,20 @@ int64_t expanded_length(const std::vector<int64_t>& ids, size_t count, int64_t n
     return length;
 }
 
+// The user's own text must name every box or none: when it writes <bbox> (or <region>) tokens,
+// their count must equal the boxes given (the preset inserts "region{k} <bbox>" only when the
+// user wrote none; silently appending to a partial list would misnumber the regions).
+void check_user_box_tokens(const std::string& user_text, size_t boxes) {
+    const size_t written =
+        count_occurrences(user_text, kBboxToken) + count_occurrences(user_text, kRegionPlaceholder);
+    if (written != 0 && written != boxes)
+        fail("the prompt has ", written, " <bbox> token(s) but ", boxes, " box(es) were given");
+}
+
+bool same_box(const Box& a, const Box& b) {
+    return a.x1 == b.x1 && a.y1 == b.y1 && a.x2 == b.x2 && a.y2 == b.y2;
+}
+
 void check_boxes(const std::vector<Box>& boxes, int64_t width, int64_t height) {
     for (size_t i = 0; i < boxes.size(); ++i) {
         const Box& b = boxes[i];
@@ -95,6 +109,7 @@ struct SessionState {
     std::vector<Box> boxes;           // every box of the conversation, in <bbox> order
     std::optional<KVCache> cache;
     std::vector<int64_t> cached_ids;  // the ids whose keys/values the cache holds
+    std::vector<Box> cached_boxes;    // the boxes behind the <bbox> rows the cache holds
 };
 
 Session::Session(std::shared_ptr<const Model> model)
@@ -119,6 +134,7 @@ void Session::reset() {
     state_->conversation.clear();
     state_->boxes.clear();
     state_->cached_ids.clear();
+    state_->cached_boxes.clear();
     if (state_->cache) state_->cache->reset();
 }
 
@@ -133,6 +149,7 @@ GroundedAnswer Session::ask(const Request& request, const Callbacks& callbacks) 
     };
 
     // Everything that can be wrong with the request is found before any compute.
+    check_user_box_tokens(request.text, request.boxes.size());
     const std::string instruction =
         build_instruction(to_preset(request.task), request.text, request.boxes.size());
     const size_t bbox_tokens = count_occurrences(instruction, kBboxToken);
@@ -171,12 +188,28 @@ GroundedAnswer Session::ask(const Request& request, const Callbacks& callbacks) 
     if (!state_->cache) state_->cache.emplace(m.llama->make_cache());
     KVCache& cache = *state_->cache;
     size_t common  = 0;
+    size_t bboxes  = 0; // <bbox> ids in ids[0, common)
     const auto& cached = state_->cached_ids;
-    while (common < cached.size() && common < ids.size() && cached[common] == ids[common]) ++common;
+    const int64_t bbox_id = tokenizer.bbox_id();
+    while (common < cached.size() && common < ids.size() && cached[common] == ids[common]) {
+        // A <bbox> row is the region feature of its box: reusable only for the same box (a
+        // cancelled turn leaves rows of boxes that are not part of the conversation).
+        if (ids[common] == bbox_id) {
+            if (bboxes >= state_->cached_boxes.size() || bboxes >= all_boxes.size() ||
+                !same_box(state_->cached_boxes[bboxes], all_boxes[bboxes]))
+                break;
+            ++bboxes;
+        }
+        ++common;
+    }
     if (common == ids.size()) --common; // at least one position must run to produce logits
     const int64_t reuse = expanded_length(ids, common, m.num_image_tokens());
     if (reuse > cache.length()) fail("internal: KV cache shorter than its recorded ids");
     cache.truncate(reuse);
+    // Record what the cache holds now, so that an exception during generation (a throwing
+    // callback, out of memory) cannot leave ids recorded whose rows were overwritten.
+    state_->cached_ids.resize(common);
+    state_->cached_boxes = all_boxes;
     answer.timings.prompt_tokens = embeds.size(1);
 
     GenerationOptions options;
@@ -255,6 +288,7 @@ GroundedAnswer Session::score(const Request& request, const std::string& answer_
     const EncodedImage& image  = *state_->image;
     const auto start           = Clock::now();
 
+    check_user_box_tokens(request.text, request.boxes.size());
     const std::string instruction =
         build_instruction(to_preset(request.task), request.text, request.boxes.size());
     const size_t bbox_tokens = count_occurrences(instruction, kBboxToken);

@@ -1,0 +1,501 @@
+// Session on the tiny golden model: streaming masks, cancel, multi-turn KV reuse, bad input,
+// teacher-forced scoring. A crafted copy of the tiny model (only lm_head changed) makes greedy
+// decoding write a chosen answer with [SEG]s, which the random model never does by itself.
+#include "core/atomic_file.h"
+#include "core/checkpoint.h"
+#include "core/error.h"
+#include "core/safetensors.h"
+#include "io/image_file.h"
+#include "language/generation.h"
+#include "model/glamm_model.h"
+#include "session.h"
+#include "support/test_support.h"
+#include "text/conversation.h"
+#include "text/markup.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace fs = std::filesystem;
+using namespace glamm;
+
+namespace {
+
+ModelOptions tiny_options(const std::string& model_dir) {
+    ModelOptions options;
+    options.model_dir        = model_dir;
+    options.vision_tower_dir = test::tiny_clip_dir();
+    return options;
+}
+
+const Image& gcg_image() {
+    static const Image image = load_image(test::tiny_case_path("gcg.png"));
+    return image;
+}
+
+// Loaded once per test program (loading takes about a second).
+std::shared_ptr<const Model> tiny_model() {
+    static std::shared_ptr<const Model> model = Model::load(tiny_options(test::tiny_model_dir()));
+    return model;
+}
+
+Request chat(const std::string& text, int max_new_tokens) {
+    Request request;
+    request.task                      = Task::Chat;
+    request.text                      = text;
+    request.generation.max_new_tokens = max_new_tokens;
+    return request;
+}
+
+// Expects `call` to throw a glamm::Error whose message contains `needle`.
+template <typename F> void expect_error(F&& call, const std::string& needle) {
+    try {
+        call();
+        ADD_FAILURE() << "no error; expected one mentioning \"" << needle << "\"";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
+            << "message: " << e.what() << "\nexpected to contain: " << needle;
+    }
+}
+
+std::vector<int64_t> without_eos(std::vector<int64_t> ids, int64_t eos) {
+    if (!ids.empty() && ids.back() == eos) ids.pop_back();
+    return ids;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The crafted model. Hidden states do not depend on lm_head, so the final-norm states that will
+// produce each token of a chosen answer can be computed with the tiny model by teacher forcing.
+// For every token k of the answer, row k of lm_head is c * v_k with v_k solving
+// states · v_k = (+1 where the answer has k, -1 elsewhere); every other row is 0. Then at each
+// step the chosen token has logit +c, the other answer tokens -c and the rest 0: greedy decoding
+// writes exactly the answer (c leaves a wide margin for cached-vs-full-forward rounding).
+
+const char* kCraftedQuestion   = "describe the picture";
+constexpr double kCraftedLogit = 20.0;
+
+struct Crafted {
+    std::shared_ptr<const Model> model;
+    std::vector<int64_t> answer_ids; // ends with EOS
+    std::string dir;
+};
+
+std::vector<int64_t> crafted_answer(const Tokenizer& tok) {
+    std::vector<int64_t> ids;
+    auto words = [&](const std::string& text) {
+        for (int64_t id : tok.encode(text, /*add_bos=*/false)) ids.push_back(id);
+    };
+    ids.push_back(tok.p_open_id());
+    words("red");
+    ids.push_back(tok.p_close_id());
+    ids.push_back(tok.seg_id());
+    words("and");
+    ids.push_back(tok.p_open_id());
+    words("blue");
+    ids.push_back(tok.p_close_id());
+    ids.push_back(tok.seg_id());
+    words("here");
+    ids.push_back(tok.eos_id());
+    return ids;
+}
+
+const Crafted& crafted() {
+    static const Crafted crafted = [] {
+        c10::InferenceMode inference;
+        Crafted c;
+        const GlammModel& m  = tiny_model()->impl();
+        const Tokenizer& tok = *m.tokenizer;
+        c.answer_ids         = crafted_answer(tok);
+
+        // The producers of the answer's tokens, by teacher forcing (as Session::ask prompts).
+        Conversation conversation(m.config.mm_use_im_start_end);
+        conversation.add_user(build_instruction(TaskPreset::Chat, kCraftedQuestion));
+        std::vector<int64_t> ids = tok.encode_with_image(conversation.prompt());
+        const int64_t n          = static_cast<int64_t>(c.answer_ids.size());
+        ids.insert(ids.end(), c.answer_ids.begin(), c.answer_ids.end() - 1);
+        const EncodedImage image = m.encode_image(gcg_image());
+        const at::Tensor hidden  = m.llama->forward(m.assemble(ids, image, at::Tensor()))[0];
+        const at::Tensor states =
+            hidden.narrow(0, hidden.size(0) - n, n).to(torch::kDouble); // [n, H]
+
+        const auto head       = Checkpoint::open(test::tiny_model_dir());
+        const at::Tensor old  = head.tensor("lm_head.weight");
+        at::Tensor weight     = torch::zeros(old.sizes(), torch::kDouble); // [V, H]
+        const at::Tensor pinv = torch::linalg_pinv(states);                // [H, n]
+        for (int64_t id : c.answer_ids) {
+            at::Tensor target = torch::full({n}, -1.0, torch::kDouble);
+            for (int64_t i = 0; i < n; ++i)
+                if (c.answer_ids[i] == id) target[i] = 1.0;
+            weight[id] = kCraftedLogit * torch::matmul(pinv, target);
+        }
+        const at::Tensor check = torch::matmul(states, weight.t()).argmax(1); // [n]
+        for (int64_t i = 0; i < n; ++i)
+            if (check[i].item<int64_t>() != c.answer_ids[i]) fail("crafted lm_head does not solve");
+        weight = weight.to(old.scalar_type()).contiguous();
+
+        // A copy of the release with the new lm_head, as one model.safetensors.
+        c.dir = test::make_temp_dir("crafted-model");
+        std::vector<at::Tensor> keep;
+        std::vector<TensorBlob> blobs;
+        for (const auto& name : head.names()) {
+            at::Tensor t = name == "lm_head.weight" ? weight : head.tensor(name).contiguous();
+            keep.push_back(t);
+            blobs.push_back({name, from_scalar_type(t.scalar_type()),
+                             std::vector<int64_t>(t.sizes().begin(), t.sizes().end()), t.data_ptr(),
+                             static_cast<size_t>(t.nbytes())});
+        }
+        write_safetensors(c.dir + "/model.safetensors", blobs);
+        for (const auto& entry : fs::directory_iterator(test::tiny_model_dir())) {
+            const std::string file = entry.path().filename().string();
+            if (file.find(".safetensors") == std::string::npos)
+                fs::copy_file(entry.path(), fs::path(c.dir) / file);
+        }
+        c.model = Model::load(tiny_options(c.dir));
+        return c;
+    }();
+    return crafted;
+}
+
+size_t matching_pixels(const Mask& mask, const at::Tensor& golden) { // golden [H, W] u8
+    const at::Tensor ref = golden.contiguous();
+    size_t agree         = 0;
+    for (int64_t i = 0; i < mask.height * mask.width; ++i)
+        agree += mask.data[i] == (ref.data_ptr<uint8_t>()[i] != 0);
+    return agree;
+}
+
+} // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+TEST(SessionStreaming, MaskArrivesWhileGenerationGoesOn) {
+    const Crafted& c = crafted();
+    Session session(c.model);
+    session.set_image(gcg_image());
+
+    // Events in order: "t" a text delta, "m<i>" mask i, "s" a decoding step about to run.
+    std::vector<std::string> events;
+    Callbacks callbacks;
+    callbacks.on_token = [&](const std::string&) { events.push_back("t"); };
+    callbacks.on_mask  = [&](int index, const Mask& mask) {
+        events.push_back("m" + std::to_string(index));
+        EXPECT_EQ(mask.height, gcg_image().height);
+        EXPECT_EQ(mask.width, gcg_image().width);
+        EXPECT_EQ(mask.data.size(), static_cast<size_t>(mask.height * mask.width));
+    };
+    callbacks.should_abort = [&] {
+        events.push_back("s");
+        return false;
+    };
+    const GroundedAnswer answer = session.ask(chat(kCraftedQuestion, 32), callbacks);
+
+    const Tokenizer& tok = *c.model->impl().tokenizer;
+    EXPECT_EQ(answer.raw_text, python_strip(tok.decode(without_eos(c.answer_ids, tok.eos_id()))));
+    std::printf("  crafted answer: \"%s\" -> \"%s\"\n", answer.raw_text.c_str(),
+                answer.text.c_str());
+    EXPECT_EQ(answer.timings.generated_tokens, static_cast<int64_t>(c.answer_ids.size()));
+    EXPECT_FALSE(answer.cancelled);
+
+    std::string order;
+    for (const auto& e : events) order += e + " ";
+    std::printf("  events: %s\n", order.c_str());
+    const auto m0 = std::find(events.begin(), events.end(), "m0");
+    ASSERT_NE(m0, events.end()) << "on_mask(0) never fired";
+    const auto m1 = std::find(events.begin(), events.end(), "m1");
+    ASSERT_NE(m1, events.end()) << "on_mask(1) never fired";
+    EXPECT_LT(m0, m1);
+    // Decoding steps ran after mask 0 was delivered: it came while the text went on.
+    EXPECT_GE(std::count(m0, events.end(), "s"), 3);
+    EXPECT_GE(std::count(m0, events.end(), "t"), 1);
+
+    ASSERT_EQ(answer.masks.size(), count_occurrences(answer.raw_text, kSegToken));
+    ASSERT_EQ(answer.masks.size(), 2u);
+    ASSERT_EQ(answer.phrases.size(), 2u);
+    EXPECT_EQ(answer.phrases[0].text, "red");
+    EXPECT_EQ(answer.phrases[0].mask, 0);
+    EXPECT_EQ(answer.phrases[1].text, "blue");
+    EXPECT_EQ(answer.phrases[1].mask, 1);
+    for (const auto& p : answer.phrases)
+        EXPECT_EQ(answer.text.substr(p.begin, p.end - p.begin), p.text);
+    for (const auto& mask : answer.masks) {
+        EXPECT_EQ(mask.height, gcg_image().height);
+        EXPECT_EQ(mask.width, gcg_image().width);
+        EXPECT_TRUE(mask.logits.empty()); // not asked for
+    }
+}
+
+TEST(SessionStreaming, MaskLogitsOnRequestAndStreamedMasksMatchScoring) {
+    const Crafted& c = crafted();
+    Session session(c.model);
+    session.set_image(gcg_image());
+    Request request             = chat(kCraftedQuestion, 32);
+    request.keep_logits         = true;
+    const GroundedAnswer answer = session.ask(request);
+    ASSERT_EQ(answer.masks.size(), 2u);
+    for (const auto& mask : answer.masks) {
+        ASSERT_EQ(mask.logits.size(), mask.data.size());
+        for (size_t i = 0; i < mask.data.size(); ++i)
+            ASSERT_EQ(mask.data[i], mask.logits[i] > 0.0f ? 1 : 0) << "pixel " << i;
+    }
+
+    // Teacher forcing the same answer gives the same masks (the streamed mask is decoded from
+    // the state that produced its [SEG], as the reference's full forward selects it).
+    Session fresh(c.model);
+    fresh.set_image(gcg_image());
+    const GroundedAnswer scored = fresh.score(chat(kCraftedQuestion, 32), answer.raw_text);
+    ASSERT_EQ(scored.masks.size(), 2u);
+    for (size_t k = 0; k < 2; ++k) {
+        size_t agree = 0;
+        for (size_t i = 0; i < scored.masks[k].data.size(); ++i)
+            agree += scored.masks[k].data[i] == answer.masks[k].data[i];
+        const double share = double(agree) / double(scored.masks[k].data.size());
+        std::printf(
+            "  mask %zu: streamed vs scored agree on %.4f%% of pixels, score %.4f vs %.4f\n", k,
+            100 * share, answer.masks[k].score, scored.masks[k].score);
+        EXPECT_GE(share, 0.995);
+        EXPECT_NEAR(answer.masks[k].score, scored.masks[k].score, 1e-3);
+    }
+}
+
+TEST(SessionCancel, StopsWithinOneTokenAndLeavesConversationClean) {
+    const Crafted& c = crafted();
+    Session session(c.model);
+    session.set_image(gcg_image());
+    // should_abort is polled once before the prefill and then after every token: returning true
+    // on call N + 1 means "stop after N tokens".
+    constexpr int kTokens = 3;
+    int calls             = 0;
+    int masks             = 0;
+    Callbacks callbacks;
+    callbacks.should_abort       = [&] { return calls++ >= kTokens; };
+    callbacks.on_mask            = [&](int, const Mask&) { ++masks; };
+    const GroundedAnswer partial = session.ask(chat(kCraftedQuestion, 32), callbacks);
+    EXPECT_TRUE(partial.cancelled);
+    EXPECT_EQ(partial.timings.generated_tokens, kTokens);
+    EXPECT_EQ(calls, kTokens + 1);
+    const Tokenizer& tok = *c.model->impl().tokenizer;
+    const std::vector<int64_t> prefix(c.answer_ids.begin(), c.answer_ids.begin() + kTokens);
+    EXPECT_EQ(partial.raw_text, python_strip(tok.decode(prefix)));
+    EXPECT_EQ(masks, 0);
+
+    // Cancel after the first [SEG]: the partial answer keeps its mask.
+    calls            = 0;
+    const int seg_at = static_cast<int>(
+        std::find(c.answer_ids.begin(), c.answer_ids.end(), tok.seg_id()) - c.answer_ids.begin());
+    callbacks.should_abort         = [&] { return calls++ >= seg_at + 1; };
+    const GroundedAnswer with_mask = session.ask(chat(kCraftedQuestion, 32), callbacks);
+    EXPECT_TRUE(with_mask.cancelled);
+    EXPECT_EQ(with_mask.masks.size(), 1u);
+    EXPECT_EQ(masks, 1);
+
+    // The cancelled turns are not part of the conversation: the next ask equals a fresh one.
+    const GroundedAnswer next = session.ask(chat(kCraftedQuestion, 32));
+    Session fresh(c.model);
+    fresh.set_image(gcg_image());
+    const GroundedAnswer reference = fresh.ask(chat(kCraftedQuestion, 32));
+    EXPECT_FALSE(next.cancelled);
+    EXPECT_EQ(next.raw_text, reference.raw_text);
+    EXPECT_EQ(next.masks.size(), 2u);
+
+    // Aborting before anything ran returns an empty, cancelled answer.
+    Callbacks at_once;
+    at_once.should_abort      = [] { return true; };
+    const GroundedAnswer none = fresh.ask(chat("again", 8), at_once);
+    EXPECT_TRUE(none.cancelled);
+    EXPECT_EQ(none.timings.generated_tokens, 0);
+    EXPECT_EQ(none.raw_text, "");
+}
+
+// A second turn through the session (which reuses the cached keys/values of the first) gives
+// what a fresh KV cache over the whole conversation prompt gives.
+TEST(SessionMultiTurn, SecondTurnMatchesAFreshForwardOfTheConversation) {
+    const auto model     = tiny_model();
+    const GlammModel& m  = model->impl();
+    const Tokenizer& tok = *m.tokenizer;
+    Session session(model);
+    session.set_image(gcg_image());
+    const GroundedAnswer first  = session.ask(chat("what is in the image?", 6));
+    const GroundedAnswer second = session.ask(chat("and what colour is it?", 6));
+    std::printf("  turn 1: \"%s\"\n  turn 2: \"%s\"\n", first.raw_text.c_str(),
+                second.raw_text.c_str());
+    EXPECT_EQ(first.timings.generated_tokens, 6);
+    EXPECT_EQ(second.timings.generated_tokens, 6);
+
+    c10::InferenceMode inference;
+    Conversation conversation(m.config.mm_use_im_start_end);
+    conversation.add_user("what is in the image?");
+    conversation.add_assistant(first.raw_text);
+    conversation.add_user("and what colour is it?");
+    const std::vector<int64_t> ids = tok.encode_with_image(conversation.prompt());
+    const EncodedImage image       = m.encode_image(gcg_image());
+    KVCache cache                  = m.llama->make_cache();
+    GenerationOptions options;
+    options.max_new_tokens = 6;
+    options.eos_token_ids  = {tok.eos_id()};
+    const GenerationResult fresh =
+        generate(m.llama, m.assemble(ids, image, at::Tensor()), cache, options);
+    EXPECT_EQ(second.raw_text, python_strip(tok.decode(without_eos(fresh.ids, tok.eos_id()))));
+
+    // The first turn through a new session, and after reset(), is the first answer again.
+    Session other(model);
+    other.set_image(gcg_image());
+    EXPECT_EQ(other.ask(chat("what is in the image?", 6)).raw_text, first.raw_text);
+    session.reset();
+    EXPECT_EQ(session.ask(chat("what is in the image?", 6)).raw_text, first.raw_text);
+    // A new image starts over too.
+    session.set_image(gcg_image());
+    EXPECT_EQ(session.ask(chat("what is in the image?", 6)).raw_text, first.raw_text);
+}
+
+// A turn with a box, cancelled, then the same words with another box: the cached <bbox> row of
+// the cancelled turn must not be reused for the new box.
+TEST(SessionMultiTurn, CancelledBoxTurnDoesNotLeakIntoTheNextBox) {
+    const auto model = tiny_model();
+    Request a        = chat("what is <bbox>?", 4);
+    a.boxes          = {{10, 10, 200, 150}};
+    Request b        = a;
+    b.boxes          = {{300, 200, 600, 460}};
+
+    Session session(model);
+    session.set_image(gcg_image());
+    int calls = 0;
+    Callbacks cancel_late;
+    cancel_late.should_abort = [&] { return calls++ >= 2; };
+    EXPECT_TRUE(session.ask(a, cancel_late).cancelled);
+    const GroundedAnswer got = session.ask(b);
+
+    Session fresh(model);
+    fresh.set_image(gcg_image());
+    const GroundedAnswer want = fresh.ask(b);
+    EXPECT_EQ(got.raw_text, want.raw_text);
+    Session with_a(model);
+    with_a.set_image(gcg_image());
+    std::printf("  box A: \"%s\"  box B: \"%s\"\n", with_a.ask(a).raw_text.c_str(),
+                want.raw_text.c_str());
+}
+
+TEST(SessionBadInput, EachHasItsMessage) {
+    const auto model = tiny_model();
+    Session session(model);
+    expect_error([&] { session.ask(chat("hello", 4)); }, "no image: call set_image() first");
+    expect_error([&] { session.score(chat("hello", 4), "hi"); }, "no image");
+    expect_error([&] { session.set_image(Image{}); }, "the image is empty");
+    Image lying;
+    lying.width = 4, lying.height = 4, lying.rgb.resize(10);
+    expect_error([&] { session.set_image(lying); }, "the image buffer holds 10 bytes");
+
+    session.set_image(gcg_image());
+    Request more_boxes = chat("what is <bbox>?", 4);
+    more_boxes.boxes   = {{1, 1, 20, 20}, {30, 30, 60, 60}};
+    expect_error([&] { session.ask(more_boxes); },
+                 "the prompt has 1 <bbox> token(s) but 2 box(es)");
+    Request more_tokens = chat("compare <bbox> with <bbox>", 4);
+    more_tokens.boxes   = {{1, 1, 20, 20}};
+    expect_error([&] { session.ask(more_tokens); }, "has 2 <bbox> token");
+    Request no_boxes = chat("what is <bbox>?", 4);
+    expect_error([&] { session.ask(no_boxes); }, "the prompt has 1 <bbox> token(s) but 0 box(es)");
+    expect_error([&] { session.score(more_boxes, "x"); }, "but 2 box(es)");
+
+    Request outside = chat("what is this?", 4);
+    outside.boxes   = {{600, 10, 700, 50}};
+    expect_error([&] { session.ask(outside); }, "lies outside the 640x480 image");
+    outside.boxes = {{-1, 10, 50, 50}};
+    expect_error([&] { session.ask(outside); }, "lies outside the 640x480 image");
+    Request flat = chat("what is this?", 4);
+    flat.boxes   = {{10, 10, 10, 50}};
+    expect_error([&] { session.ask(flat); }, "has no area");
+    flat.boxes = {{10, 50, 40, 20}};
+    expect_error([&] { session.ask(flat); }, "has no area");
+    flat.boxes = {{10, 10, std::nan(""), 20}};
+    expect_error([&] { session.ask(flat); }, "is not a finite number");
+
+    expect_error([&] { session.ask(chat("hello", 0)); }, "max_new_tokens must be positive");
+    expect_error([&] { session.ask(chat("hello", -3)); }, "max_new_tokens must be positive");
+    Request hot                = chat("hello", 4);
+    hot.generation.temperature = -1;
+    expect_error([&] { session.ask(hot); }, "temperature must be >= 0");
+    hot.generation.temperature = 0.7;
+    hot.generation.top_p       = 0;
+    expect_error([&] { session.ask(hot); }, "top_p must be in (0, 1]");
+    Request seg;
+    seg.task = Task::ReferringSegmentation;
+    expect_error([&] { session.ask(seg); }, "needs an expression");
+
+    // A failed call leaves the session as it was: it still answers, as a fresh session does.
+    Session fresh(model);
+    fresh.set_image(gcg_image());
+    EXPECT_EQ(session.ask(chat("hello", 4)).raw_text, fresh.ask(chat("hello", 4)).raw_text);
+}
+
+TEST(SessionScore, GcgAnswerGivesGoldenMasks) {
+    const auto meta         = nlohmann::json::parse(read_file(test::tiny_case_path("meta.json")));
+    const auto& gcg         = meta["cases"]["gcg"];
+    const auto golden       = test::load_tensors(test::tiny_case_path("gcg.safetensors"));
+    const at::Tensor& masks = golden.at("masks"); // [K, H, W] u8
+
+    Session session(tiny_model());
+    session.set_image(gcg_image());
+    Request request;
+    request.task = Task::GroundedCaption;
+    request.text = gcg["instruction"].get<std::string>();
+    int streamed = 0;
+    Callbacks callbacks;
+    callbacks.on_mask = [&](int index, const Mask&) { EXPECT_EQ(index, streamed++); };
+    const GroundedAnswer answer =
+        session.score(request, gcg["answer"].get<std::string>(), callbacks);
+    EXPECT_EQ(streamed, 2);
+    ASSERT_EQ(answer.masks.size(), static_cast<size_t>(masks.size(0)));
+    ASSERT_EQ(answer.phrases.size(), 2u);
+    EXPECT_EQ(answer.phrases[0].text, "A red circle");
+    EXPECT_EQ(answer.phrases[1].text, "a blue square");
+    // Markup removal keeps the space the decoder put before "." (text/markup.h, spec §6.6).
+    EXPECT_EQ(answer.text, "A red circle next to a blue square .");
+    for (int64_t k = 0; k < masks.size(0); ++k) {
+        const Mask& mask = answer.masks[k];
+        ASSERT_EQ(mask.height, masks.size(1));
+        ASSERT_EQ(mask.width, masks.size(2));
+        const double share =
+            double(matching_pixels(mask, masks[k])) / double(mask.height * mask.width);
+        std::printf("  mask %lld: %.4f%% of pixels agree with the golden mask\n", (long long)k,
+                    100 * share);
+        EXPECT_GE(share, 0.995);
+    }
+
+    // score() does not change the conversation.
+    Session fresh(tiny_model());
+    fresh.set_image(gcg_image());
+    EXPECT_EQ(session.ask(chat("hello", 4)).raw_text, fresh.ask(chat("hello", 4)).raw_text);
+}
+
+// In a later turn, score() returns the masks of its answer's [SEG]s only, not earlier turns'.
+TEST(SessionScore, OnlyTheAnswersOwnSegs) {
+    const Crafted& c = crafted();
+    Session session(c.model);
+    session.set_image(gcg_image());
+    const GroundedAnswer first = session.ask(chat(kCraftedQuestion, 32));
+    ASSERT_EQ(first.masks.size(), 2u); // two [SEG]s in the conversation already
+    const GroundedAnswer one =
+        session.score(chat("and the circle?", 4), " <p> A red circle </p> [SEG].");
+    EXPECT_EQ(one.masks.size(), 1u);
+    ASSERT_EQ(one.phrases.size(), 1u);
+    EXPECT_EQ(one.phrases[0].mask, 0);
+    const GroundedAnswer none = session.score(chat("anything else?", 4), "No.");
+    EXPECT_EQ(none.masks.size(), 0u);
+    EXPECT_EQ(none.text, "No.");
+}
+
+// Markup that is not well formed still gives a result (never an error).
+TEST(SessionScore, MalformedMarkupIsNotAnError) {
+    Session session(tiny_model());
+    session.set_image(gcg_image());
+    const GroundedAnswer a = session.score(chat("hi", 4), "[SEG] <p> dangling </p> and <p> open");
+    EXPECT_EQ(a.masks.size(), 1u);
+    EXPECT_FALSE(a.text.empty());
+}
