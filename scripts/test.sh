@@ -6,7 +6,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${GLAMM_BUILD_DIR:-$root/build}
 "$root/scripts/install-deps.sh"
 start=$(date +%s)
-"$root/scripts/build.sh"
+"$root/scripts/build.sh" -DGLAMM_BUILD_UI=ON -DGLAMM_BUILD_TESTS=ON
 echo "build: $(( $(date +%s) - start )) s"
 export QT_QPA_PLATFORM=offscreen
 cd "$build"
