@@ -27,7 +27,7 @@ double ms_since(Clock::time_point t0) {
 } // namespace
 
 std::string StageTimings::table() const {
-    char buf[1024];
+    char buf[2048];
     std::snprintf(buf, sizeof buf,
                   "stage               ms\n"
                   "preprocess    %10.1f\n"

@@ -25,7 +25,8 @@ void require_image(const Image& image, const char* what) {
 
 // Per-channel lookup: uint8 value -> normalised float32, so every pixel is computed exactly as the
 // reference's float32 arithmetic does it once (256 entries per channel).
-using NormalisationTable = std::array<std::array<float, 256>, kChannels>;
+constexpr int kByteValues = 256; // the values a uint8 channel can take
+using NormalisationTable = std::array<std::array<float, kByteValues>, kChannels>;
 
 // Writes `image` (h×w RGB8) into `out` ([3, S, S] float32, zero-filled by the caller) at the
 // top-left, channel-first, through `table`.
@@ -108,7 +109,7 @@ at::Tensor preprocess_clip(const Image& image, const ClipVisionConfig& config,
     for (int c = 0; c < kChannels; ++c) {
         const float mean = static_cast<float>(processor.image_mean[c]);
         const float std  = static_cast<float>(processor.image_std[c]);
-        for (int v = 0; v < 256; ++v) table[c][v] = (static_cast<float>(v) / 255.0f - mean) / std;
+        for (int v = 0; v < kByteValues; ++v) table[c][v] = (static_cast<float>(v) / 255.0f - mean) / std;
     }
     at::Tensor pixel_values = at::zeros({1, kChannels, side, side}, at::kFloat); // [1, 3, S, S]
     write_chw(crop, table, side, pixel_values.data_ptr<float>());
@@ -136,7 +137,7 @@ SamPreprocessed preprocess_sam(const Image& image, const SamConfig& config) {
     for (int c = 0; c < kChannels; ++c) {
         const float mean = static_cast<float>(config.pixel_mean[c]);
         const float std  = static_cast<float>(config.pixel_std[c]);
-        for (int v = 0; v < 256; ++v) table[c][v] = (static_cast<float>(v) - mean) / std;
+        for (int v = 0; v < kByteValues; ++v) table[c][v] = (static_cast<float>(v) - mean) / std;
     }
     out.pixel_values = at::zeros({1, kChannels, side, side}, at::kFloat); // [1, 3, S, S]
     write_chw(out.resized, table, side, out.pixel_values.data_ptr<float>());
