@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
     QApplication::setApplicationName("GLaMM Studio");
     QApplication::setOrganizationName("GLaMM Studio");
     QApplication::setApplicationVersion(GLAMM_VERSION);
-    QApplication::setDesktopFileName("glamm-studio");
+    QApplication::setDesktopFileName("org.glammstudio.GlammStudio");
     registerStudioTypes();
 
     QCommandLineParser parser;

@@ -68,7 +68,8 @@ const Preset kPresets[] = {
 
 MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     setWindowTitle(tr("GLaMM Studio"));
-    setWindowIcon(QIcon::fromTheme(QStringLiteral("glamm-studio")));
+    setWindowIcon(QIcon::fromTheme(QStringLiteral("glamm-studio"),
+                                   QIcon(QStringLiteral(":/icons/glamm-studio.png"))));
     controller_ = new SessionController(this);
 
     canvas_ = new ImageCanvas;
