@@ -249,6 +249,7 @@ ImageCanvas::ImageCanvas(QWidget* parent) : QGraphicsView(parent) {
 
 // The undo commands refer to box items the scene owns: drop them before the scene goes.
 ImageCanvas::~ImageCanvas() {
+    undoStack_->blockSignals(true); // whoever listens may be half destroyed already
     undoStack_->clear();
 }
 

@@ -336,6 +336,7 @@ void MainWindow::connectWorker() {
     });
     connect(w, &SessionWorker::answerReady, this, [this](const StudioAnswer& answer) {
         lastAnswer_ = answer;
+        if (!answer.cancelled) sentBoxes_ += answer.boxes; // a cancelled turn is not kept
         phraseModel_->setPhrases(answer.phrases);
         QVector<QColor> colors;
         for (int i = 0; i < answer.masks.size(); ++i) colors.push_back(maskColor(i));
@@ -405,7 +406,8 @@ bool MainWindow::openImage(const QString& path) {
         reportError(tr("open %1").arg(path), reader.errorString());
         return false;
     }
-    imagePath_    = path;
+    imagePath_ = path;
+    sentBoxes_.clear();
     pendingImage_ = QImage();
     canvas_->setImage(image);
     phraseModel_->setPhrases({});
@@ -433,6 +435,7 @@ void MainWindow::pasteImage() {
     }
     imagePath_.clear();
     pendingImage_ = image;
+    sentBoxes_.clear();
     canvas_->setImage(image);
     phraseModel_->setPhrases({});
     answerView_->clearConversation();
@@ -457,9 +460,10 @@ void MainWindow::ask(StudioTask task, const QString& text, const QString& forced
         return;
     }
     AskRequest request;
-    request.task         = task;
-    request.text         = text;
-    request.boxes        = canvas_->boxes();
+    request.task = task;
+    request.text = text;
+    for (const QRectF& box : canvas_->boxes())
+        if (!sentBoxes_.contains(box)) request.boxes.push_back(box);
     request.forcedAnswer = forcedAnswer;
     request.maxNewTokens = settings_.maxNewTokens;
     request.temperature  = settings_.temperature;
@@ -490,6 +494,7 @@ void MainWindow::stop() {
 
 void MainWindow::newConversation() {
     emit controller_->resetRequested();
+    sentBoxes_.clear();
     answerView_->clearConversation();
     phraseModel_->setPhrases({});
     canvas_->clearMasks();

@@ -114,6 +114,9 @@ private:
     QString imagePath_;
     QImage pendingImage_; // pasted image waiting for a model
     StudioAnswer lastAnswer_;
+    // Boxes already sent in this conversation: the engine keeps them, a follow-up sends only new
+    // ones.
+    QVector<QRectF> sentBoxes_;
     QString lastError_;
     bool busy_          = false;
     bool modelLoaded_   = false;

@@ -1,6 +1,8 @@
 // SessionWorker/SessionController with the tiny golden release: a full teacher-forced run gives
 // the golden phrases and masks; Stop cancels within a token; a bad release reports the engine's
 // error; the GUI thread stays responsive while the worker generates.
+#include "ui/answer_view.h"
+#include "ui/image_canvas.h"
 #include "ui/main_window.h"
 #include "ui/session_worker.h"
 
@@ -115,6 +117,39 @@ private slots:
                 QStringLiteral("Cannot load the model from ").size() + dir.path().size() + 4);
         QVERIFY(!window.isModelLoaded());
         QVERIFY(!window.isBusy());
+    }
+
+    void regionPromptThenFollowUpSendsOnlyNewBoxes() {
+        MainWindow window;
+        window.show();
+        QSignalSpy loaded(&window, &MainWindow::modelReady);
+        QSignalSpy ready(&window, &MainWindow::imageReady);
+        ModelSettings settings = tinySettings();
+        settings.maxNewTokens  = 8;
+        window.loadModel(settings);
+        QVERIFY(loaded.wait(120000));
+        QVERIFY(window.openImage(uitest::tinyCase(QStringLiteral("region.png"))));
+        QVERIFY(ready.wait(120000));
+        window.canvas()->addBox(QRectF(QPointF(480, 600), QPointF(820, 940)));
+
+        QSignalSpy finished(&window, &MainWindow::answerFinished);
+        window.ask(StudioTask::RegionCaption, QString(), QStringLiteral(" It is a blue square."));
+        QVERIFY(finished.wait(120000));
+        auto answer = finished.at(0).at(0).value<StudioAnswer>();
+        QCOMPARE(answer.text, QStringLiteral("It is a blue square."));
+        QCOMPARE(answer.boxes.size(), 1);
+        QCOMPARE(answer.boxes[0], QRectF(QPointF(480, 600), QPointF(820, 940)));
+
+        // A follow-up keeps the conversation; the box is already part of it and is not sent again.
+        window.ask(StudioTask::Chat, QStringLiteral("What colour is it?"));
+        QVERIFY(finished.wait(120000));
+        answer = finished.at(1).at(0).value<StudioAnswer>();
+        QVERIFY(window.lastError().isEmpty());
+        QCOMPARE(answer.boxes.size(), 0);
+        QVERIFY(window.answerView()->conversationText().contains(
+            QStringLiteral("It is a blue square.")));
+        QVERIFY(
+            window.answerView()->conversationText().contains(QStringLiteral("What colour is it?")));
     }
 
     void guiThreadStaysResponsiveDuringGeneration() {
