@@ -3,11 +3,13 @@
 // public API for demos, docs and tests.
 #include "ui/image_canvas.h"
 #include "ui/main_window.h"
+#include "ui/phrase_list_model.h"
 #include "ui/session_worker.h"
 #include "ui/settings_dialog.h"
 
 #include <QApplication>
 #include <QCommandLineParser>
+#include <QItemSelectionModel>
 #include <QTimer>
 
 #include <cstdio>
@@ -66,11 +68,13 @@ int main(int argc, char** argv) {
     QCommandLineOption promptOption("prompt", "Ask TEXT once the image is encoded.", "TEXT");
     QCommandLineOption answerOption(
         "answer", "Teacher-force TEXT as the answer (masks only, no generation).", "TEXT");
+    QCommandLineOption selectOption("select", "Select grounded phrase N (1-based) once answered.",
+                                    "N");
     QCommandLineOption screenshotOption("screenshot",
                                         "Save a screenshot of the window to PNG when done.", "PNG");
     QCommandLineOption quitOption("quit", "Quit once the start-up work is done.");
     parser.addOptions({modelOption, visionOption, imageOption, boxOption, taskOption, promptOption,
-                       answerOption, screenshotOption, quitOption});
+                       answerOption, selectOption, screenshotOption, quitOption});
     parser.process(app);
 
     QVector<QRectF> boxes;
@@ -141,12 +145,18 @@ int main(int argc, char** argv) {
         else if (scripted)
             finish();
     });
-    QObject::connect(&window, &MainWindow::answerFinished, &window,
-                     [&](const StudioAnswer& answer) {
-                         if (!scripted) return;
-                         std::printf("%s\n", qPrintable(answer.text));
-                         finish();
-                     });
+    QObject::connect(
+        &window, &MainWindow::answerFinished, &window, [&](const StudioAnswer& answer) {
+            if (!scripted) return;
+            std::printf("%s\n", qPrintable(answer.text));
+            if (parser.isSet(selectOption)) {
+                const int row = parser.value(selectOption).toInt() - 1;
+                if (row >= 0 && row < window.phraseModel()->rowCount())
+                    window.phraseSelection()->setCurrentIndex(window.phraseModel()->index(row),
+                                                              QItemSelectionModel::ClearAndSelect);
+            }
+            finish();
+        });
 
     if (parser.isSet(imageOption) && !parser.isSet(modelOption)) {
         // Show the image at once; it is encoded when the model has loaded.

@@ -370,6 +370,8 @@ double ImageCanvas::maskOpacity(int index) const {
 void ImageCanvas::updateMaskOpacities() {
     for (int i = 0; i < maskItems_.size(); ++i) {
         maskItems_[i]->setOpacity(maskOpacity(i));
+        // The highlighted mask is drawn above the others (masks may overlap).
+        maskItems_[i]->setZValue(i == highlighted_ ? 2 : 1 + i * 1e-3);
         maskItems_[i]->setVisible(maskVisible_[i]);
     }
 }

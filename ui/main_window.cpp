@@ -21,6 +21,7 @@
 #include <QFile>
 #include <QFileDialog>
 #include <QFileInfo>
+#include <QGridLayout>
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QImageReader>
@@ -109,14 +110,17 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     stopButton_->setEnabled(false);
     auto* newButton = new QPushButton(tr("New"));
     newButton->setToolTip(tr("New conversation (keeps the image)"));
+    // Two rows: the preset and New above, the question with Ask and Stop below.
     auto* promptRow    = new QWidget;
-    auto* promptLayout = new QHBoxLayout(promptRow);
+    auto* promptLayout = new QGridLayout(promptRow);
     promptLayout->setContentsMargins(0, 0, 0, 0);
-    promptLayout->addWidget(task_);
-    promptLayout->addWidget(prompt_, 1);
-    promptLayout->addWidget(askButton_);
-    promptLayout->addWidget(stopButton_);
-    promptLayout->addWidget(newButton);
+    promptLayout->addWidget(new QLabel(tr("Task:")), 0, 0);
+    promptLayout->addWidget(task_, 0, 1);
+    promptLayout->addWidget(newButton, 0, 3, 1, 2);
+    promptLayout->addWidget(prompt_, 1, 0, 1, 3);
+    promptLayout->addWidget(askButton_, 1, 3);
+    promptLayout->addWidget(stopButton_, 1, 4);
+    promptLayout->setColumnStretch(2, 1);
 
     auto* side       = new QWidget;
     auto* sideLayout = new QVBoxLayout(side);
@@ -183,7 +187,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
             [this](double z) { stage_->setText(tr("Zoom %1%").arg(int(std::lround(z * 100)))); });
     connect(canvas_, &ImageCanvas::boxesChanged, this, [this] {
         const int n = static_cast<int>(canvas_->boxes().size());
-        askButton_->setToolTip(n ? tr("Ask with %n region prompt(s)", nullptr, n) : tr("Ask"));
+        askButton_->setToolTip(n ? tr("Ask with %1 region prompt(s)").arg(n) : tr("Ask"));
     });
 
     settings_ = SettingsDialog::load();
@@ -343,11 +347,11 @@ void MainWindow::connectWorker() {
         canvas_->setMasks(answer.masks, colors);
         answerView_->finishAnswer(answer);
         setBusy(false, answer.cancelled ? tr("Stopped") : tr("Done"));
-        rate_->setText(
-            answer.generatedTokens > 0 || answer.cancelled
-                ? answer.timings
-                : tr("teacher-forced: %n mask(s) in %1 ms", nullptr, int(answer.masks.size()))
-                      .arg(answer.totalMs, 0, 'f', 0));
+        rate_->setText(answer.generatedTokens > 0 || answer.cancelled
+                           ? answer.timings
+                           : tr("teacher-forced: %1 mask(s) in %2 ms")
+                                 .arg(answer.masks.size())
+                                 .arg(answer.totalMs, 0, 'f', 0));
         emit answerFinished(answer);
     });
     connect(w, &SessionWorker::failed, this, &MainWindow::reportError);
@@ -469,7 +473,9 @@ void MainWindow::ask(StudioTask task, const QString& text, const QString& forced
     request.temperature  = settings_.temperature;
     request.topP         = settings_.topP;
     QString shown        = text.isEmpty() ? task_->itemText(task_->findData(int(task))) : text;
-    if (!request.boxes.isEmpty()) shown += tr("  [%n box(es)]", nullptr, int(request.boxes.size()));
+    if (!request.boxes.isEmpty())
+        shown += request.boxes.size() == 1 ? tr("  [1 box]")
+                                           : tr("  [%1 boxes]").arg(request.boxes.size());
     // The previous answer's masks give way to the new answer's.
     phraseSelection_->clearSelection();
     phraseModel_->setPhrases({});
