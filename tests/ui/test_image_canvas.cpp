@@ -101,6 +101,40 @@ private slots:
         QCOMPARE(canvas.boxes()[0], QRectF(10, 10, 100, 50));
     }
 
+    void boxesMoveAndResizeInImagePixelsUndoably() {
+        ImageCanvas canvas;
+        canvas.resize(800, 600);
+        canvas.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&canvas));
+        canvas.setImage(testImage());
+        canvas.setZoom(2.0);
+        canvas.addBox(QRectF(QPointF(100, 100), QPointF(160, 140)));
+        canvas.centerOn(QPointF(150, 130));
+        QWidget* vp = canvas.viewport();
+
+        // Drag the inside of the box by 20 screen pixels = 10 image pixels at 200%.
+        const QPoint inside = canvas.mapFromScene(QPointF(130, 120));
+        QTest::mousePress(vp, Qt::LeftButton, Qt::NoModifier, inside);
+        QTest::mouseMove(vp, inside + QPoint(10, 10));
+        QTest::mouseMove(vp, inside + QPoint(20, 20));
+        QTest::mouseRelease(vp, Qt::LeftButton, Qt::NoModifier, inside + QPoint(20, 20));
+        QCOMPARE(canvas.boxes().size(), 1);
+        QCOMPARE(canvas.boxes()[0], QRectF(QPointF(110, 110), QPointF(170, 150)));
+
+        // Drag the bottom-right corner by 40 screen pixels = 20 image pixels.
+        const QPoint corner = canvas.mapFromScene(QPointF(170, 150));
+        QTest::mousePress(vp, Qt::LeftButton, Qt::NoModifier, corner);
+        QTest::mouseMove(vp, corner + QPoint(20, 20));
+        QTest::mouseMove(vp, corner + QPoint(40, 40));
+        QTest::mouseRelease(vp, Qt::LeftButton, Qt::NoModifier, corner + QPoint(40, 40));
+        QCOMPARE(canvas.boxes()[0], QRectF(QPointF(110, 110), QPointF(190, 170)));
+
+        canvas.undoStack()->undo();
+        QCOMPARE(canvas.boxes()[0], QRectF(QPointF(110, 110), QPointF(170, 150)));
+        canvas.undoStack()->undo();
+        QCOMPARE(canvas.boxes()[0], QRectF(QPointF(100, 100), QPointF(160, 140)));
+    }
+
     void masksHitTestHideAndHighlight() {
         ImageCanvas canvas;
         canvas.resize(800, 600);
