@@ -60,6 +60,9 @@ private slots:
         QCOMPARE(answer.phrases[0].mask, 0);
         QCOMPARE(answer.phrases[1].mask, 1);
         QVERIFY(answer.engineAnswer);
+        // Each mask was also streamed as soon as it was decoded.
+        QCOMPARE(masks.count(), 2);
+        QCOMPARE(masks.at(1).at(0).toInt(), 1);
 
         const QVector<QImage> golden = uitest::readMaskTensor(
             uitest::tinyCase(QStringLiteral("gcg.safetensors")), QStringLiteral("masks"));
