@@ -230,4 +230,43 @@ void write_safetensors(const std::string& path, const std::vector<TensorBlob>& t
     out.commit();
 }
 
+SafetensorsWriter::SafetensorsWriter(const std::string& path,
+                                     const std::vector<TensorInfo>& tensors,
+                                     const std::map<std::string, std::string>& metadata)
+    : path_(path) {
+    nlohmann::ordered_json header = nlohmann::ordered_json::object();
+    if (!metadata.empty()) header["__metadata__"] = metadata;
+    for (const auto& t : tensors) {
+        if (header.contains(t.name)) fail("writing ", path, ": tensor \"", t.name, "\" declared twice");
+        const uint64_t nbytes = t.numel() * dtype_size(t.dtype);
+        header[t.name]        = {{"dtype", dtype_name(t.dtype)},
+                                 {"shape", t.shape},
+                                 {"data_offsets", {total_, total_ + nbytes}}};
+        total_ += nbytes;
+    }
+    std::string text = header.dump();
+    while ((8 + text.size()) % 8 != 0) text.push_back(' ');
+    uint8_t len[8];
+    for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>((text.size() >> (8 * i)) & 0xff);
+    out_ = std::make_unique<AtomicFile>(path);
+    out_->write(len, sizeof len);
+    out_->write(text);
+}
+
+SafetensorsWriter::~SafetensorsWriter() = default;
+
+void SafetensorsWriter::write(const void* data, size_t nbytes) {
+    if (written_ + nbytes > total_)
+        fail("writing ", path_, ": ", written_ + nbytes, " bytes written but the header declares ",
+             total_);
+    out_->write(data, nbytes);
+    written_ += nbytes;
+}
+
+void SafetensorsWriter::commit() {
+    if (written_ != total_)
+        fail("writing ", path_, ": only ", written_, " of ", total_, " declared bytes written");
+    out_->commit();
+}
+
 } // namespace glamm

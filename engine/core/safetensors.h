@@ -93,4 +93,33 @@ struct TensorBlob {
 void write_safetensors(const std::string& path, const std::vector<TensorBlob>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 
+class AtomicFile;
+
+// Writes a safetensors file whose tensors are produced one at a time (never all in memory):
+// every name, dtype and shape is declared up front (the header comes first), then the bytes of
+// each tensor in the declared order, in as many write() pieces as the caller likes. Atomic like
+// write_safetensors: nothing appears at `path` unless commit() succeeds.
+class SafetensorsWriter {
+public:
+    // `tensors`: name, dtype, shape (begin/end are computed here). Throws Error on a duplicate.
+    SafetensorsWriter(const std::string& path, const std::vector<TensorInfo>& tensors,
+                      const std::map<std::string, std::string>& metadata = {});
+    ~SafetensorsWriter();
+    SafetensorsWriter(const SafetensorsWriter&) = delete;
+    SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
+
+    // Appends bytes to the current tensor; throws Error past the declared size of the file.
+    void write(const void* data, size_t nbytes);
+    // Throws Error unless every declared byte was written; then renames onto the target.
+    void commit();
+    // Bytes of the data area written so far / declared in all.
+    uint64_t written() const { return written_; }
+    uint64_t total() const { return total_; }
+
+private:
+    std::string path_;
+    std::unique_ptr<AtomicFile> out_;
+    uint64_t written_ = 0, total_ = 0;
+};
+
 } // namespace glamm

@@ -1,0 +1,90 @@
+// glamm bench on the tiny golden model: every stage timed, JSON complete, and GLaMM's cache-less
+// algorithm gives the same greedy ids as the KV-cache path (fp32). Asserts structure and
+// equality, never speed.
+#include "io/image_file.h"
+#include "model/bench.h"
+#include "model/glamm_model.h"
+#include "support/test_support.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+using namespace glamm;
+using namespace glamm::test;
+
+TEST(Bench, TinyModelEveryStageAndReferenceIdsAgree) {
+    ModelOptions model_options;
+    model_options.model_dir        = tiny_model_dir();
+    model_options.vision_tower_dir = tiny_clip_dir();
+    model_options.threads          = 1;
+    auto model                     = GlammModel::load(model_options);
+    BenchOptions options;
+    options.tokens      = 4;
+    options.repeat      = 1;
+    options.warmup      = 0;
+    options.reference   = true;
+    options.matmul_size = 64;
+    options.copy_mib    = 4;
+    const BenchResult r = run_bench(*model, load_image(tiny_case_path("gcg.png")), options);
+
+    const auto json = nlohmann::json::parse(r.to_json());
+    for (const char* stage : {"preprocess", "clip", "region", "prefill", "decode", "sam_encoder",
+                              "mask_decoder", "postprocess", "reference_generate"}) {
+        ASSERT_TRUE(json["stages"].contains(stage)) << stage;
+        EXPECT_GT(json["stages"][stage]["median_ms"].get<double>(), 0.0) << stage;
+        EXPECT_EQ(json["stages"][stage]["runs_ms"].size(), 1u) << stage;
+    }
+    for (const char* stage : {"prefill", "decode", "clip", "sam_encoder"})
+        EXPECT_GT(json["stages"][stage]["bound_ms"].get<double>(), 0.0) << stage;
+    EXPECT_GT(json["machine"]["bf16_matmul_gflops"].get<double>(), 0.0);
+    EXPECT_GT(json["machine"]["f32_matmul_gflops"].get<double>(), 0.0);
+    EXPECT_GT(json["machine"]["copy_gbps_read_plus_write"].get<double>(), 0.0);
+    EXPECT_GT(json["peak_rss_mib"].get<double>(), 0.0);
+    EXPECT_EQ(json["decode_tokens"].get<int64_t>(), 3);
+    // 4 tokens forced (EOS ignored), and the cache-less algorithm picks the same ones.
+    ASSERT_EQ(r.greedy_ids.size(), 4u);
+    EXPECT_EQ(r.reference_ids, r.greedy_ids);
+    EXPECT_TRUE(json["reference"]["same_ids"].get<bool>());
+    // The prompt is the GCG prompt: 576 image positions + the text.
+    EXPECT_GT(r.prompt_positions, model->num_image_tokens());
+    // The golden case's greedy decoding from this prompt starts with these ids (cases/gcg).
+    const auto golden           = load_tensors(tiny_case_path("gcg.safetensors"));
+    const at::Tensor golden_ids = golden.at("greedy_ids");
+    for (int64_t i = 0; i < std::min<int64_t>(4, golden_ids.numel()); ++i)
+        EXPECT_EQ(r.greedy_ids[i], golden_ids[i].item<int64_t>()) << "token " << i;
+    std::printf("%s", r.table().c_str());
+}
+
+TEST(Bench, PromptTokensLengthensThePrompt) {
+    ModelOptions model_options;
+    model_options.model_dir        = tiny_model_dir();
+    model_options.vision_tower_dir = tiny_clip_dir();
+    model_options.threads          = 1;
+    auto model                     = GlammModel::load(model_options);
+    BenchOptions options;
+    options.tokens        = 1;
+    options.repeat        = 1;
+    options.warmup        = 0;
+    options.prompt_tokens = 800;
+    options.matmul_size   = 64;
+    options.copy_mib      = 4;
+    const BenchResult r   = run_bench(*model, Image(), options); // synthetic image
+    EXPECT_LE(r.prompt_positions, 800);
+    EXPECT_GT(r.prompt_positions, 780);
+    EXPECT_EQ(r.stage("decode"), nullptr); // one token: no decode step
+}
+
+TEST(Bench, SamFlopsHandWorked) {
+    // Tiny SAM: 64×64 grid, E = 64, 4 blocks (1 and 3 global), window 14 → padded 70, 25 windows.
+    SamConfig c;
+    c.embed_dim           = 64;
+    c.depth               = 4;
+    c.global_attn_indexes = {1, 3};
+    c.prompt_embed_dim    = 32;
+    const double T = 4096, E = 64, Tw = 196, W = 25, D = 32, mlp = 256;
+    double expected = 2 * T * E * 768;
+    expected += 2 * (2 * (W * Tw) * E * (4 * E + 2 * mlp) + W * 4 * Tw * Tw * E);
+    expected += 2 * (2 * T * E * (4 * E + 2 * mlp) + 4 * T * T * E);
+    expected += 2 * T * E * D + 2 * T * D * D * 9;
+    EXPECT_DOUBLE_EQ(sam_encoder_flops(c), expected);
+}
