@@ -1,0 +1,96 @@
+// `glamm chat` fed a script on stdin: /image, /box, questions, /save, /reset, errors that do not
+// end the loop, /quit.
+#include "core/atomic_file.h"
+#include "support/test_support.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+
+using namespace glamm;
+
+namespace {
+
+std::string model_args() {
+    return " --model " + test::tiny_model_dir() + " --vision-tower " + test::tiny_clip_dir();
+}
+
+size_t count(const std::string& text, const std::string& needle) {
+    size_t n = 0;
+    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))
+        ++n;
+    return n;
+}
+
+} // namespace
+
+TEST(CliChat, ScriptedConversation) {
+    const std::string dir    = test::make_temp_dir("chat");
+    const std::string image  = test::tiny_case_path("gcg.png");
+    const std::string script = dir + "/script.txt";
+    test::write_bytes(script, "what is here?\n" // before any image: an error, loop goes on
+                              "/image " +
+                                  image +
+                                  "\n"
+                                  "what is in the image?\n"
+                                  "/save " +
+                                  dir +
+                                  "/turn1\n"
+                                  "/box 10,20,200,150\n"
+                                  "what is <bbox> ?\n"
+                                  "/save " +
+                                  dir +
+                                  "/turn2\n"
+                                  "/box 1,2\n" // malformed: error, loop goes on
+                                  "/frobnicate\n"
+                                  "/reset\n"
+                                  "\n"
+                                  "what is in the image?\n"
+                                  "/quit\n"
+                                  "never asked\n");
+    const auto r = test::run_command(test::bin_path("glamm") + " chat" + model_args() +
+                                     " --max-new-tokens 4 < " + script);
+    std::printf("--- stdout\n%s--- stderr\n%s---\n", r.out.c_str(), r.err.c_str());
+    EXPECT_EQ(r.exit_code, 1) << "a script with errors reports them in the exit code";
+    EXPECT_NE(r.err.find("error: no image yet: open one with /image PATH"), std::string::npos);
+    EXPECT_NE(r.err.find("image " + image + ": 640x480"), std::string::npos);
+    EXPECT_NE(r.err.find("box 1 queued"), std::string::npos);
+    EXPECT_NE(r.err.find("error: --box expects x1,y1,x2,y2"), std::string::npos);
+    EXPECT_NE(r.err.find("error: unknown command /frobnicate"), std::string::npos);
+    EXPECT_NE(r.err.find("conversation reset"), std::string::npos);
+
+    // Three answers, one per line; the first and the one after /reset are the same question in
+    // a fresh conversation, so they are equal (greedy).
+    const auto t1 = nlohmann::json::parse(read_file(dir + "/turn1/result.json"));
+    const auto t2 = nlohmann::json::parse(read_file(dir + "/turn2/result.json"));
+    EXPECT_EQ(t1["timings"]["generated_tokens"], 4);
+    ASSERT_EQ(t2["boxes"].size(), 1u);
+    EXPECT_EQ(t2["boxes"][0], nlohmann::json({10, 20, 200, 150}));
+    EXPECT_TRUE(std::filesystem::exists(dir + "/turn2/overlay.png"));
+    // The streamed text is on stdout; turn 1 and turn 3 both stream the first answer's text.
+    const std::string first = t1["text"];
+    if (!first.empty()) EXPECT_GE(count(r.out, first), 2u) << first;
+    EXPECT_EQ(r.out.find("never asked"), std::string::npos);
+}
+
+TEST(CliChat, SaveBeforeAnyAnswerAndCleanExit) {
+    const std::string dir    = test::make_temp_dir("chat2");
+    const std::string script = dir + "/script.txt";
+    test::write_bytes(script,
+                      "/image " + test::tiny_case_path("gcg.png") + "\n/save " + dir + "/x\n");
+    auto r = test::run_command(test::bin_path("glamm") + " chat" + model_args() + " < " + script);
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("error: nothing to save yet"), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(dir + "/x"));
+
+    test::write_bytes(script, "/image " + test::tiny_case_path("gcg.png") + "\nhello\n/quit\n");
+    r = test::run_command(test::bin_path("glamm") + " chat" + model_args() +
+                          " --max-new-tokens 2 < " + script);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+
+    test::write_bytes(script, "/image /no/such/image.png\n");
+    r = test::run_command(test::bin_path("glamm") + " chat" + model_args() + " < " + script);
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("/no/such/image.png"), std::string::npos) << r.err;
+}
