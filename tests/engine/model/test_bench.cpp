@@ -1,6 +1,7 @@
 // glamm bench on the tiny golden model: every stage timed, JSON complete, and GLaMM's cache-less
 // algorithm gives the same greedy ids as the KV-cache path (fp32). Asserts structure and
 // equality, never speed.
+#include "core/error.h"
 #include "io/image_file.h"
 #include "model/bench.h"
 #include "model/glamm_model.h"
@@ -87,4 +88,20 @@ TEST(Bench, SamFlopsHandWorked) {
     expected += 2 * (2 * T * E * (4 * E + 2 * mlp) + 4 * T * T * E);
     expected += 2 * T * E * D + 2 * T * D * D * 9;
     EXPECT_DOUBLE_EQ(sam_encoder_flops(c), expected);
+}
+
+TEST(Bench, EncodersAloneFromAClipFolder) {
+    BenchOptions options;
+    options.repeat      = 2;
+    options.warmup      = 0;
+    options.matmul_size = 64;
+    options.copy_mib    = 4;
+    const BenchResult r = run_encoder_bench(tiny_clip_dir(), "", Image(), "cpu", "f32", 1, options);
+    ASSERT_NE(r.stage("preprocess"), nullptr);
+    ASSERT_NE(r.stage("clip"), nullptr);
+    EXPECT_EQ(r.stage("sam_encoder"), nullptr);
+    EXPECT_EQ(r.stage("clip")->ms.size(), 2u);
+    EXPECT_GT(r.stage("clip")->bound_ms, 0.0);
+    EXPECT_LE(r.stage("clip")->min_ms, r.stage("clip")->median_ms);
+    EXPECT_THROW(run_encoder_bench("", "", Image(), "cpu", "f32", 1, options), Error);
 }
