@@ -356,31 +356,6 @@ TEST(SessionMultiTurn, SecondTurnMatchesAFreshForwardOfTheConversation) {
 
 // A turn with a box, cancelled, then the same words with another box: the cached <bbox> row of
 // the cancelled turn must not be reused for the new box.
-TEST(SessionMultiTurn, CancelledBoxTurnDoesNotLeakIntoTheNextBox) {
-    const auto model = tiny_model();
-    Request a        = chat("what is <bbox>?", 4);
-    a.boxes          = {{10, 10, 200, 150}};
-    Request b        = a;
-    b.boxes          = {{300, 200, 600, 460}};
-
-    Session session(model);
-    session.set_image(gcg_image());
-    int calls = 0;
-    Callbacks cancel_late;
-    cancel_late.should_abort = [&] { return calls++ >= 2; };
-    EXPECT_TRUE(session.ask(a, cancel_late).cancelled);
-    const GroundedAnswer got = session.ask(b);
-
-    Session fresh(model);
-    fresh.set_image(gcg_image());
-    const GroundedAnswer want = fresh.ask(b);
-    EXPECT_EQ(got.raw_text, want.raw_text);
-    Session with_a(model);
-    with_a.set_image(gcg_image());
-    std::printf("  box A: \"%s\"  box B: \"%s\"\n", with_a.ask(a).raw_text.c_str(),
-                want.raw_text.c_str());
-}
-
 TEST(SessionBadInput, EachHasItsMessage) {
     const auto model = tiny_model();
     Session session(model);
