@@ -23,10 +23,13 @@ constexpr int kGeneratorVersion = 1;
 constexpr double kMinVisibleFraction = 0.3;
 constexpr int kMaxObjects            = 6;
 
+// Default bounds of a generated image's sides (scene sizes, unrelated to any model width).
+constexpr int64_t kDefaultMinSide = 256;
+
 struct SynthOptions {
     uint64_t seed    = 0;
     int64_t count    = 1;
-    int64_t min_size = 256; // shorter image side at least this
+    int64_t min_size = kDefaultMinSide; // shorter image side at least this
     int64_t max_size = 640; // longer image side at most this
 };
 
