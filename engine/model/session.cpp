@@ -84,6 +84,22 @@ void check_boxes(const std::vector<Box>& boxes, int64_t width, int64_t height) {
     }
 }
 
+// The user turn's instruction for `request`, after every check that needs no compute: <bbox>
+// tokens written by the user or inserted by the preset match the boxes, boxes lie inside the
+// image with an area, and the model can encode regions when boxes are given.
+std::string checked_instruction(const Request& request, const EncodedImage& image, const GlammModel& m) {
+    check_user_box_tokens(request.text, request.boxes.size());
+    const std::string instruction =
+        build_instruction(to_preset(request.task), request.text, request.boxes.size());
+    const size_t bbox_tokens = count_occurrences(instruction, kBboxToken);
+    if (bbox_tokens != request.boxes.size())
+        fail("the prompt has ", bbox_tokens, " <bbox> token(s) but ", request.boxes.size(),
+             " box(es) were given");
+    check_boxes(request.boxes, image.width, image.height);
+    if (!request.boxes.empty() && !m.region_encoder) fail("this model has no region encoder");
+    return instruction;
+}
+
 } // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -149,15 +165,7 @@ GroundedAnswer Session::ask(const Request& request, const Callbacks& callbacks) 
     };
 
     // Everything that can be wrong with the request is found before any compute.
-    check_user_box_tokens(request.text, request.boxes.size());
-    const std::string instruction =
-        build_instruction(to_preset(request.task), request.text, request.boxes.size());
-    const size_t bbox_tokens = count_occurrences(instruction, kBboxToken);
-    if (bbox_tokens != request.boxes.size())
-        fail("the prompt has ", bbox_tokens, " <bbox> token(s) but ", request.boxes.size(),
-             " box(es) were given");
-    check_boxes(request.boxes, image.width, image.height);
-    if (!request.boxes.empty() && !m.region_encoder) fail("this model has no region encoder");
+    const std::string instruction = checked_instruction(request, image, m);
     if (request.generation.max_new_tokens <= 0) fail("max_new_tokens must be positive");
     if (request.generation.temperature < 0) fail("temperature must be >= 0");
     if (!(request.generation.top_p > 0 && request.generation.top_p <= 1)) fail("top_p must be in (0, 1]");
@@ -288,15 +296,7 @@ GroundedAnswer Session::score(const Request& request, const std::string& answer_
     const EncodedImage& image  = *state_->image;
     const auto start           = Clock::now();
 
-    check_user_box_tokens(request.text, request.boxes.size());
-    const std::string instruction =
-        build_instruction(to_preset(request.task), request.text, request.boxes.size());
-    const size_t bbox_tokens = count_occurrences(instruction, kBboxToken);
-    if (bbox_tokens != request.boxes.size())
-        fail("the prompt has ", bbox_tokens, " <bbox> token(s) but ", request.boxes.size(),
-             " box(es) were given");
-    check_boxes(request.boxes, image.width, image.height);
-    if (!request.boxes.empty() && !m.region_encoder) fail("this model has no region encoder");
+    const std::string instruction = checked_instruction(request, image, m);
 
     c10::InferenceMode inference;
     GroundedAnswer answer;
