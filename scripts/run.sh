@@ -11,7 +11,7 @@ model="$root/tests/data/golden/tiny/glamm"
 clip="$root/tests/data/golden/tiny/clip"
 image="$root/resources/samples/shapes.png"
 if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
-  exec "$build/bin/glamm-studio" --image "$image" "$@"
+  exec "$build/bin/glamm-studio" --model "$model" --vision-tower "$clip" --image "$image" "$@"
 fi
 out="$root/out"
 mkdir -p "$out"
