@@ -100,6 +100,16 @@ std::string checked_instruction(const Request& request, const EncodedImage& imag
     return instruction;
 }
 
+// An answer carrying the request's boxes and the image's (one-time) encoding timings.
+GroundedAnswer empty_answer(const Request& request, const EncodedImage& image) {
+    GroundedAnswer answer;
+    answer.boxes                  = request.boxes;
+    answer.timings.preprocess_ms  = image.preprocess_ms;
+    answer.timings.clip_ms        = image.clip_ms;
+    answer.timings.sam_encoder_ms = image.sam_encoder_ms;
+    return answer;
+}
+
 } // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -171,11 +181,7 @@ GroundedAnswer Session::ask(const Request& request, const Callbacks& callbacks) 
     if (!(request.generation.top_p > 0 && request.generation.top_p <= 1)) fail("top_p must be in (0, 1]");
 
     c10::InferenceMode inference;
-    GroundedAnswer answer;
-    answer.boxes                  = request.boxes;
-    answer.timings.preprocess_ms  = image.preprocess_ms;
-    answer.timings.clip_ms        = image.clip_ms;
-    answer.timings.sam_encoder_ms = image.sam_encoder_ms;
+    GroundedAnswer answer = empty_answer(request, image);
 
     Conversation conversation = state_->conversation;
     conversation.add_user(instruction);
@@ -299,11 +305,7 @@ GroundedAnswer Session::score(const Request& request, const std::string& answer_
     const std::string instruction = checked_instruction(request, image, m);
 
     c10::InferenceMode inference;
-    GroundedAnswer answer;
-    answer.boxes                  = request.boxes;
-    answer.timings.preprocess_ms  = image.preprocess_ms;
-    answer.timings.clip_ms        = image.clip_ms;
-    answer.timings.sam_encoder_ms = image.sam_encoder_ms;
+    GroundedAnswer answer = empty_answer(request, image);
     Conversation conversation = state_->conversation;
     conversation.add_user(instruction);
     conversation.add_assistant(answer_text);
