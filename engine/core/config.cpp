@@ -186,6 +186,36 @@ ClipImageProcessorConfig parse_clip_image_processor_config(const std::string& te
     return c;
 }
 
+BertConfig parse_bert_config(const std::string& text, const std::string& where) {
+    const json j = parse(text, where);
+    BertConfig c;
+    get(j, "vocab_size", c.vocab_size, where);
+    get(j, "hidden_size", c.hidden_size, where);
+    get(j, "num_hidden_layers", c.num_hidden_layers, where);
+    get(j, "num_attention_heads", c.num_attention_heads, where);
+    get(j, "intermediate_size", c.intermediate_size, where);
+    get(j, "max_position_embeddings", c.max_position_embeddings, where);
+    get(j, "type_vocab_size", c.type_vocab_size, where);
+    get(j, "layer_norm_eps", c.layer_norm_eps, where);
+    get(j, "hidden_act", c.hidden_act, where);
+    get(j, "position_embedding_type", c.position_embedding_type, where);
+    require_positive(c.vocab_size, "vocab_size", where);
+    require_positive(c.hidden_size, "hidden_size", where);
+    require_positive(c.num_hidden_layers, "num_hidden_layers", where);
+    require_positive(c.num_attention_heads, "num_attention_heads", where);
+    require_positive(c.intermediate_size, "intermediate_size", where);
+    require_positive(c.max_position_embeddings, "max_position_embeddings", where);
+    require_positive(c.type_vocab_size, "type_vocab_size", where);
+    require_divisible(c.hidden_size, "hidden_size", c.num_attention_heads, "num_attention_heads", where);
+    if (!(c.layer_norm_eps > 0)) fail(where, ": \"layer_norm_eps\" must be positive");
+    if (c.hidden_act != "gelu")
+        fail(where, ": hidden_act \"", c.hidden_act, "\" is not supported (bert-base-uncased uses gelu)");
+    if (c.position_embedding_type != "absolute")
+        fail(where, ": position_embedding_type \"", c.position_embedding_type,
+             "\" is not supported (absolute)");
+    return c;
+}
+
 GlammConfig load_glamm_config(const std::string& model_dir) {
     const std::string path = (std::filesystem::path(model_dir) / "config.json").string();
     if (!std::filesystem::exists(path))
@@ -205,6 +235,13 @@ ClipImageProcessorConfig load_clip_image_processor_config(const std::string& cli
         (std::filesystem::path(clip_dir) / "preprocessor_config.json").string();
     if (!std::filesystem::exists(path)) return {};
     return parse_clip_image_processor_config(read_file(path), path);
+}
+
+BertConfig load_bert_config(const std::string& bert_dir) {
+    const std::string path = (std::filesystem::path(bert_dir) / "config.json").string();
+    if (!std::filesystem::exists(path))
+        fail(bert_dir, " is not a BERT model folder: config.json is missing");
+    return parse_bert_config(read_file(path), path);
 }
 
 } // namespace glamm

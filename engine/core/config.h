@@ -107,6 +107,23 @@ struct RegionEncoderConfig {
     int64_t pos_embed_dim = 256;
 };
 
+// HF BertConfig (bert-base-uncased: the GCG evaluation's phrase encoder, eval/bert.h). Defaults
+// are bert-base-uncased's; only absolute position embeddings and the erf "gelu" are supported.
+struct BertConfig {
+    int64_t vocab_size              = 30522;
+    int64_t hidden_size             = 768;
+    int64_t num_hidden_layers       = 12;
+    int64_t num_attention_heads     = 12;
+    int64_t intermediate_size       = 3072;
+    int64_t max_position_embeddings = 512;
+    int64_t type_vocab_size         = 2;
+    double layer_norm_eps           = 1e-12;
+    std::string hidden_act          = "gelu";
+    std::string position_embedding_type = "absolute";
+
+    int64_t head_dim() const { return hidden_size / num_attention_heads; }
+};
+
 // Everything in a GLaMM release's config.json.
 struct GlammConfig {
     LlamaConfig llama;               // the top-level LLaMA keys
@@ -133,10 +150,15 @@ ClipVisionConfig load_clip_vision_config(const std::string& clip_dir);
 // a wrong type, a mean/std that is not 3 numbers, or a std <= 0.
 ClipImageProcessorConfig load_clip_image_processor_config(const std::string& clip_dir);
 
+// `<bert_dir>/config.json` (HF BertConfig). Throws Error naming the file on a missing file, bad
+// JSON, a wrong type, an impossible width or an unsupported hidden_act / position type.
+BertConfig load_bert_config(const std::string& bert_dir);
+
 // Parses from JSON text (for tests); `where` names the source in messages.
 GlammConfig parse_glamm_config(const std::string& json_text, const std::string& where);
 ClipVisionConfig parse_clip_vision_config(const std::string& json_text, const std::string& where);
 ClipImageProcessorConfig parse_clip_image_processor_config(const std::string& json_text,
                                                           const std::string& where);
+BertConfig parse_bert_config(const std::string& json_text, const std::string& where);
 
 } // namespace glamm
