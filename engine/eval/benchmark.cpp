@@ -147,12 +147,6 @@ std::vector<std::string> sorted_ids(std::vector<std::string> ids, bool numeric) 
     return ids;
 }
 
-json meteor_entry(const MeteorOptions& meteor) {
-    if (meteor.jar.empty()) return "unavailable: no --meteor-jar given";
-    if (!fs::exists(meteor.jar)) return "unavailable: " + meteor.jar + " does not exist";
-    return "unavailable: running meteor-1.5.jar is not implemented yet";
-}
-
 // COCOEvalCap over the GT images that have a prediction, in GT order.
 void add_caption_scores(const GroundTruth& gt, const std::map<std::string, const Prediction*>& pred,
                         const MeteorOptions& meteor, json& out) {
@@ -170,11 +164,12 @@ void add_caption_scores(const GroundTruth& gt, const std::map<std::string, const
     if (corpus.candidates.empty()) return;
     const auto b = bleu(corpus);
     for (int k = 0; k < 4; ++k) out["BLEU" + std::to_string(k + 1)] = b[size_t(k)];
-    out["ROUGE_L"]       = rouge_l(corpus);
-    out["CIDEr"]         = cider_d(corpus);
-    const json m         = meteor_entry(meteor);
-    out["METEOR"]        = nullptr;
-    out["METEOR_status"] = m;
+    out["ROUGE_L"] = rouge_l(corpus);
+    out["CIDEr"]   = cider_d(corpus);
+    // METEOR sees the same PTB tokens (COCOEvalCap tokenises once for every scorer).
+    const MeteorResult m = meteor_score(meteor, corpus.candidates, corpus.references);
+    out["METEOR"]        = m.available ? json(m.score) : json(nullptr);
+    out["METEOR_status"] = m.status;
 }
 
 std::map<std::string, const Prediction*> by_image(const std::vector<Prediction>& predictions) {

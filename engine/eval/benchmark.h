@@ -4,6 +4,7 @@
 #pragma once
 
 #include "eval/gcg_metrics.h"
+#include "eval/meteor.h"
 
 #include <nlohmann/json.hpp>
 
@@ -29,11 +30,6 @@ std::vector<Prediction> load_predictions(const std::string& path);
 // Reads the COCO "segmentation" field: RLE with string or list counts, or polygons (needs the
 // image size).
 Rle parse_segmentation(const nlohmann::json& seg, int64_t height, int64_t width);
-
-// How METEOR is obtained: an empty jar -> "unavailable".
-struct MeteorOptions {
-    std::string jar;
-};
 
 // GCG: `gt` are the GranD-f files (the mask GT and the caption GT, or one file holding both);
 // `similarity` is the phrase similarity and `similarity_name` its name in the output.

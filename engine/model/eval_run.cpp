@@ -1,0 +1,235 @@
+// Benchmark inference loops: one Session, one image at a time, predictions written per image.
+#include "model/eval_run.h"
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "io/image_file.h"
+#include "io/rle.h"
+#include "text/markup.h"
+
+#include <chrono>
+#include <filesystem>
+
+namespace glamm {
+
+// ref: mbzuai-oryx/groundingLMM eval/gcg/infer.py (inference, result_dict),
+//      eval/referring_seg/infer_and_evaluate.py + dataset/segm_datasets/RefCOCO_Segm_ds.py
+//      (teacher-forced answers), eval/region_captioning/infer.py (inference, result_dict)
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) {
+    return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// A file name for an image id ('/' and other awkward bytes replaced).
+std::string file_stem(const std::string& id) {
+    std::string s = id;
+    for (char& c : s)
+        if (c == '/' || c == '\\' || c == '\0') c = '_';
+    if (s.empty() || s == "." || s == "..") s = "_" + s;
+    return s;
+}
+
+Rle mask_rle(const Mask& m) {
+    return rle_encode(m.data.data(), m.height, m.width);
+}
+
+json rle_json(const Rle& r) {
+    return {{"size", {r.height, r.width}}, {"counts", rle_to_string(r)}};
+}
+
+// The reference's clean-up of a generated answer (spec §6.6): caption and <p> phrases.
+struct CleanedAnswer {
+    std::string caption;
+    std::vector<std::string> phrases;
+};
+CleanedAnswer clean(const std::string& raw) {
+    const std::string text = clean_generated_text(raw);
+    return {gcg_caption(text), gcg_phrases(text)};
+}
+
+// Loads images once per run of consecutive samples on the same file.
+class ImageCache {
+public:
+    explicit ImageCache(Session& session) : session_(session) {}
+    void use(const std::string& path) {
+        if (path == current_) {
+            session_.reset();
+            return;
+        }
+        with_context("image " + path, [&] { session_.set_image(load_image(path)); });
+        current_ = path;
+    }
+
+private:
+    Session& session_;
+    std::string current_;
+};
+
+Callbacks abort_callbacks(const EvalRunOptions& o) {
+    Callbacks c;
+    c.should_abort = o.should_abort;
+    return c;
+}
+
+bool aborted(const EvalRunOptions& o) {
+    return o.should_abort && o.should_abort();
+}
+
+std::string write_prediction(const EvalRunOptions& o, const std::string& image_id, const json& j) {
+    const std::string path = (fs::path(o.out_dir) / (file_stem(image_id) + ".json")).string();
+    write_file_atomic(path, j.dump() + "\n");
+    return path;
+}
+
+void make_out_dir(const EvalRunOptions& o) {
+    if (o.out_dir.empty()) fail("no output folder for the predictions");
+    std::error_code ec;
+    fs::create_directories(o.out_dir, ec);
+    if (ec) fail("cannot create ", o.out_dir, ": ", ec.message());
+}
+
+} // namespace
+
+EvalRunResult run_gcg_eval(const std::shared_ptr<const Model>& model, const eval::GcgDataset& data,
+                           const EvalRunOptions& o) {
+    make_out_dir(o);
+    if (o.teacher_forced)
+        for (const auto& s : data.samples)
+            if (s.gcg_answer.empty())
+                fail("teacher-forced GCG needs the GT grounded caption (\"gcg_caption\"); image \"",
+                     s.image_id, "\" has none");
+    Session session(model);
+    ImageCache images(session);
+    EvalRunResult result;
+    for (size_t i = 0; i < data.samples.size(); ++i) {
+        if (aborted(o)) {
+            result.cancelled = true;
+            break;
+        }
+        const auto& s = data.samples[i];
+        const auto t0 = Clock::now();
+        with_context("GCG image \"" + s.image_id + "\"", [&] {
+            images.use(s.image_path);
+            Request request;
+            request.task                = Task::GroundedCaption; // empty text: the eval instruction
+            request.generation          = o.generation;
+            const GroundedAnswer answer = o.teacher_forced
+                                              ? session.score(request, s.gcg_answer)
+                                              : session.ask(request, abort_callbacks(o));
+            if (answer.cancelled) {
+                result.cancelled = true;
+                return;
+            }
+            const CleanedAnswer c = clean(answer.raw_text);
+            eval::Prediction p;
+            p.image_id = s.image_id;
+            p.caption  = c.caption;
+            p.phrases  = c.phrases;
+            json masks = json::array();
+            for (const auto& m : answer.masks) {
+                p.masks.push_back(mask_rle(m));
+                masks.push_back(rle_json(p.masks.back()));
+            }
+            result.files.push_back(write_prediction(o, s.image_id,
+                                                    {{"image_id", s.image_id},
+                                                     {"caption", p.caption},
+                                                     {"phrases", p.phrases},
+                                                     {"pred_masks", masks}}));
+            result.predictions.push_back(std::move(p));
+        });
+        if (result.cancelled) break;
+        if (o.on_sample) o.on_sample(i + 1, data.samples.size(), s.image_id, seconds_since(t0));
+    }
+    return result;
+}
+
+EvalRunResult run_refseg_eval(const std::shared_ptr<const Model>& model,
+                              const eval::RefsegDataset& data, const EvalRunOptions& o) {
+    make_out_dir(o);
+    Session session(model);
+    ImageCache images(session);
+    EvalRunResult result;
+    json per_image = json::array();
+    auto flush     = [&](const std::string& image_id) {
+        if (!per_image.empty()) result.files.push_back(write_prediction(o, image_id, per_image));
+        per_image = json::array();
+    };
+    for (size_t i = 0; i < data.samples.size(); ++i) {
+        if (aborted(o)) {
+            result.cancelled = true;
+            break;
+        }
+        const auto& s = data.samples[i];
+        const auto t0 = Clock::now();
+        if (i > 0 && data.samples[i - 1].image_id != s.image_id)
+            flush(data.samples[i - 1].image_id);
+        with_context(
+            "refseg expression " + std::to_string(s.gt_id) + " (\"" + s.sentence + "\")", [&] {
+                images.use(s.image_path);
+                Request request;
+                request.task                = Task::ReferringSegmentation;
+                request.text                = s.sentence;
+                const GroundedAnswer answer = session.score(request, kRefsegEvalAnswer);
+                if (answer.masks.empty()) fail("the teacher-forced answer gave no mask");
+                eval::Prediction p;
+                p.image_id = std::to_string(s.gt_id); // score_refseg matches predictions by GT id
+                p.masks.push_back(mask_rle(answer.masks.front()));
+                per_image.push_back({{"id", s.gt_id},
+                                     {"image", s.image_id},
+                                     {"sentence", s.sentence},
+                                     {"answer", kRefsegEvalAnswer},
+                                     {"segmentation", rle_json(p.masks.back())}});
+                result.predictions.push_back(std::move(p));
+            });
+        if (o.on_sample) o.on_sample(i + 1, data.samples.size(), s.image_id, seconds_since(t0));
+    }
+    if (!data.samples.empty() && !per_image.empty())
+        flush(data.samples[result.predictions.size() - 1].image_id);
+    return result;
+}
+
+EvalRunResult run_regcap_eval(const std::shared_ptr<const Model>& model,
+                              const eval::RegcapDataset& data, const EvalRunOptions& o) {
+    make_out_dir(o);
+    Session session(model);
+    ImageCache images(session);
+    EvalRunResult result;
+    for (size_t i = 0; i < data.samples.size(); ++i) {
+        if (aborted(o)) {
+            result.cancelled = true;
+            break;
+        }
+        const auto& s = data.samples[i];
+        const auto t0 = Clock::now();
+        with_context("region \"" + s.image_id + "\"", [&] {
+            images.use(s.image_path);
+            Request request;
+            request.task                = Task::RegionCaption; // empty text: the eval instruction
+            request.boxes               = {Box{s.box[0], s.box[1], s.box[2], s.box[3]}};
+            request.generation          = o.generation;
+            const GroundedAnswer answer = session.ask(request, abort_callbacks(o));
+            if (answer.cancelled) {
+                result.cancelled = true;
+                return;
+            }
+            eval::Prediction p;
+            p.image_id = s.image_id;
+            p.caption  = clean(answer.raw_text).caption;
+            result.files.push_back(write_prediction(
+                o, s.image_id, {{"image_id", s.image_id}, {"caption", p.caption}}));
+            result.predictions.push_back(std::move(p));
+        });
+        if (result.cancelled) break;
+        if (o.on_sample) o.on_sample(i + 1, data.samples.size(), s.image_id, seconds_since(t0));
+    }
+    return result;
+}
+
+} // namespace glamm
