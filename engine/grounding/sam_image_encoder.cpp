@@ -2,6 +2,7 @@
 // decomposed relative positions, conv neck.
 // Legend: B batch (or windows), H×W token grid, E embed_dim, D prompt_embed_dim, c head_dim.
 #include "grounding/sam_image_encoder.h"
+#include "core/activations.h"
 
 #include "core/error.h"
 
@@ -102,7 +103,7 @@ struct SamEncoderMlpImpl : torch::nn::Module {
         lin1 = register_module("lin1", torch::nn::Linear(dim, hidden));
         lin2 = register_module("lin2", torch::nn::Linear(hidden, dim));
     }
-    at::Tensor forward(const at::Tensor& x) { return lin2(at::gelu(lin1(x))); }
+    at::Tensor forward(const at::Tensor& x) { return lin2(glamm::gelu(lin1(x))); }
     torch::nn::Linear lin1{nullptr}, lin2{nullptr};
 };
 TORCH_MODULE(SamEncoderMlp);

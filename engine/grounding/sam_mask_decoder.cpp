@@ -1,6 +1,7 @@
 // SAM mask decoder and its two-way transformer.
 // Legend: N prompts, D prompt_embed_dim, G grid, M num_mask_tokens, T tokens, h heads.
 #include "grounding/sam_mask_decoder.h"
+#include "core/activations.h"
 
 #include "core/error.h"
 #include "grounding/sam_image_encoder.h"
@@ -253,10 +254,10 @@ SamMaskDecoderOutput SamMaskDecoderImpl::forward(const at::Tensor& image_embeddi
     // output_upscaling: ConvT, LayerNorm2d, GELU, ConvT, GELU
     at::Tensor upscaled =
         conv_transpose_patchwise(image, output_upscaling->at<torch::nn::ConvTranspose2dImpl>(0));
-    upscaled = at::gelu(output_upscaling->at<SamLayerNorm2dImpl>(1).forward(upscaled));
+    upscaled = glamm::gelu(output_upscaling->at<SamLayerNorm2dImpl>(1).forward(upscaled));
     upscaled =
         conv_transpose_patchwise(upscaled, output_upscaling->at<torch::nn::ConvTranspose2dImpl>(3));
-    upscaled = at::gelu(upscaled); // [N, D/8, 4G, 4G]
+    upscaled = glamm::gelu(upscaled); // [N, D/8, 4G, 4G]
     std::vector<at::Tensor> hyper_in_list;
     for (int64_t i = 0; i < M; ++i)
         hyper_in_list.push_back(

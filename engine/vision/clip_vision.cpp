@@ -2,6 +2,7 @@
 // Legend: B batch (1), T tokens (1 CLS + N patches), N patches (grid²), C hidden, S image side,
 // h heads, d head dim.
 #include "vision/clip_vision.h"
+#include "core/activations.h"
 
 #include "core/checkpoint.h"
 #include "core/error.h"
@@ -139,7 +140,7 @@ ClipMlpImpl::ClipMlpImpl(const ClipVisionConfig& config) : hidden_act(config.hid
 
 at::Tensor ClipMlpImpl::forward(const at::Tensor& hidden) {
     at::Tensor x = fc1(hidden); // [B, T, intermediate]
-    x = hidden_act == "quick_gelu" ? x * torch::sigmoid(kQuickGeluScale * x) : torch::gelu(x);
+    x = hidden_act == "quick_gelu" ? x * torch::sigmoid(kQuickGeluScale * x) : glamm::gelu(x);
     return fc2(x);
 }
 

@@ -1,5 +1,6 @@
 // mm_projector forward. Legend: B batch, N image tokens, M CLIP width, H LLaMA hidden size.
 #include "vision/mm_projector.h"
+#include "core/activations.h"
 
 #include "core/error.h"
 
@@ -43,7 +44,7 @@ at::Tensor MmProjectorImpl::forward(const at::Tensor& image_features) {
     at::Tensor hidden = image_features.to(reference.device(), reference.scalar_type()); // [B, N, M]
     if (linears.empty()) return torch::nn::functional::linear(hidden, weight, bias);
     for (size_t i = 0; i < linears.size(); ++i) {
-        if (i > 0) hidden = torch::gelu(hidden); // nn.GELU(): exact erf form
+        if (i > 0) hidden = glamm::gelu(hidden); // nn.GELU(): exact erf form
         hidden = linears[i](hidden);
     }
     return hidden; // [B, N, H]
