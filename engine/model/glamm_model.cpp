@@ -3,6 +3,7 @@
 #include "core/checkpoint.h"
 #include "core/device.h"
 #include "core/error.h"
+#include "core/safetensors.h"
 #include "grounding/mask_postprocess.h"
 #include "text/conversation.h"
 
@@ -18,9 +19,6 @@ namespace glamm {
 
 namespace {
 
-// Checkpoint prefixes of the components that have no prefix constant of their own.
-constexpr char kMmProjectorPrefix[]   = "model.mm_projector.";
-constexpr char kRegionEncoderPrefix[] = "model.region_encoder.";
 // The box-embedding width is not in config.json (GLaMM hard-codes it): read it from this tensor.
 constexpr char kRegionPosEmbedKey[] = "model.region_encoder.roi_align.pos_embedd.0.weight";
 
@@ -41,7 +39,8 @@ ComponentInfo describe_component(const std::string& name, const std::string& pre
     for (const auto& p : module.named_parameters()) {
         info.parameters += p.value().numel();
         const std::string key = prefix + p.key();
-        if (checkpoint.contains(key)) ++info.stored_dtypes[dtype_name(checkpoint.stored(key).dtype)];
+        if (checkpoint.contains(key))
+            ++info.stored_dtypes[dtype_name(checkpoint.stored(key).dtype)];
     }
     // Stored buffers (SAM's positional-encoding matrix) are weights too.
     for (const auto& b : module.named_buffers()) {
@@ -65,12 +64,14 @@ std::string resolve_vision_tower(const std::string& model_dir, const std::string
     const fs::path candidate = fs::path(mm_vision_tower).is_absolute()
                                    ? fs::path(mm_vision_tower)
                                    : fs::path(model_dir) / mm_vision_tower;
-    if (!mm_vision_tower.empty() && is_clip_folder(candidate)) return candidate.lexically_normal().string();
-    fail("the CLIP vision tower \"", mm_vision_tower, "\" named by ", model_dir,
-         "/config.json (mm_vision_tower) was not found. Download the Hugging Face model ",
-         "openai/clip-vit-large-patch14-336 (config.json, preprocessor_config.json and the weights) "
-         "and pass its folder with --vision-tower DIR, or put it at ",
-         candidate.lexically_normal().string());
+    if (!mm_vision_tower.empty() && is_clip_folder(candidate))
+        return candidate.lexically_normal().string();
+    fail(
+        "the CLIP vision tower \"", mm_vision_tower, "\" named by ", model_dir,
+        "/config.json (mm_vision_tower) was not found. Download the Hugging Face model ",
+        "openai/clip-vit-large-patch14-336 (config.json, preprocessor_config.json and the weights) "
+        "and pass its folder with --vision-tower DIR, or put it at ",
+        candidate.lexically_normal().string());
 }
 
 std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
@@ -87,11 +88,11 @@ std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
     m->dtype  = effective_dtype(parse_dtype(options.dtype), m->device);
 
     progress("reading configuration", 0.0);
-    m->config           = load_glamm_config(m->model_dir);
-    m->vision_tower_dir = resolve_vision_tower(m->model_dir, m->config.mm_vision_tower,
-                                               options.vision_tower_dir);
-    m->clip_config      = load_clip_vision_config(m->vision_tower_dir);
-    m->clip_processor   = load_clip_image_processor_config(m->vision_tower_dir);
+    m->config = load_glamm_config(m->model_dir);
+    m->vision_tower_dir =
+        resolve_vision_tower(m->model_dir, m->config.mm_vision_tower, options.vision_tower_dir);
+    m->clip_config    = load_clip_vision_config(m->vision_tower_dir);
+    m->clip_processor = load_clip_image_processor_config(m->vision_tower_dir);
     if (m->clip_config.hidden_size != m->config.mm_hidden_size)
         fail("the vision tower in ", m->vision_tower_dir, " is ", m->clip_config.hidden_size,
              " wide but ", m->model_dir, "/config.json expects mm_hidden_size ",
@@ -106,9 +107,9 @@ std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
     progress("opening weights", 0.1);
     const Checkpoint checkpoint = with_context("opening the weights of " + m->model_dir,
                                                [&] { return Checkpoint::open(m->model_dir); });
-    const Checkpoint clip_checkpoint = with_context(
-        "opening the vision tower " + m->vision_tower_dir,
-        [&] { return Checkpoint::open(m->vision_tower_dir); });
+    const Checkpoint clip_checkpoint =
+        with_context("opening the vision tower " + m->vision_tower_dir,
+                     [&] { return Checkpoint::open(m->vision_tower_dir); });
     m->config.llama = resolve_llama_config(m->config.llama, checkpoint);
     if (m->tokenizer->vocab_size() > m->config.llama.vocab_size)
         fail("the tokenizer of ", m->model_dir, " has ", m->tokenizer->vocab_size(),
@@ -117,29 +118,19 @@ std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
         m->config.region_encoder.pos_embed_dim = checkpoint.stored(kRegionPosEmbedKey).shape.at(0);
 
     progress("building the model", 0.15);
-    const GlammConfig& c = m->config;
-    m->clip              = ClipVisionModel(m->clip_config);
-    m->mm_projector      = MmProjector(c);
-    m->llama             = LlamaForCausalLM(c.llama);
-    m->text_projection   = TextProjection(c.llama.hidden_size, c.out_dim);
-    m->sam_image_encoder = SamImageEncoder(c.grounding_encoder);
-    m->sam_prompt_encoder = SamPromptEncoder(c.grounding_encoder);
-    m->sam_mask_decoder   = SamMaskDecoder(c.grounding_encoder);
-    if (c.with_region)
-        m->region_encoder = RegionEncoder(c.region_encoder, c.mm_hidden_size, c.llama.hidden_size,
-                                          m->clip_config.patch_size);
+    m->build_components();
 
     progress("loading weights", 0.2);
     LoadReport report(checkpoint);
     report.ignore("model.vision_tower."); // CLIP is a separate download (spec §1.3)
-    load_llama(m->llama, report);
-    progress("loading weights", 0.6);
-    report.load_module(*m->mm_projector, kMmProjectorPrefix);
-    if (c.with_region) report.load_module(*m->region_encoder, kRegionEncoderPrefix);
-    report.load_module(*m->text_projection, kTextProjectionPrefix);
-    report.load_module(*m->sam_image_encoder, kSamImageEncoderPrefix);
-    report.load_module(*m->sam_prompt_encoder, kSamPromptEncoderPrefix);
-    report.load_module(*m->sam_mask_decoder, kSamMaskDecoderPrefix);
+    const std::vector<ComponentRef> refs = m->component_refs();
+    for (const ComponentRef& ref : refs) {
+        if (ref.in_vision_tower) continue;
+        if (ref.module == m->llama.get())
+            load_llama(m->llama, report);
+        else
+            report.load_module(*ref.module, ref.prefix);
+    }
     report.finish("the weights in " + m->model_dir);
     m->ignored_keys = report.ignored_keys();
 
@@ -147,34 +138,73 @@ std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
     LoadReport clip_report(clip_checkpoint);
     const std::string clip_prefix = clip_vision_prefix(clip_checkpoint);
     // A full CLIPModel checkpoint also holds the text tower and projections GLaMM never uses.
-    for (const char* unused : {"text_model.", "logit_scale", "visual_projection.", "text_projection."})
+    for (const char* unused :
+         {"text_model.", "logit_scale", "visual_projection.", "text_projection."})
         clip_report.ignore(unused);
     clip_report.ignore(clip_prefix + "embeddings.position_ids"); // a buffer in older saves
     clip_report.load_module(*m->clip, clip_prefix);
     clip_report.finish("the vision tower in " + m->vision_tower_dir);
     for (const auto& key : clip_report.ignored_keys()) m->ignored_keys.push_back(key);
 
-    m->components.push_back(describe_component("clip_vision", clip_prefix, *m->clip, clip_checkpoint));
-    m->components.push_back(describe_component("mm_projector", kMmProjectorPrefix, *m->mm_projector, checkpoint));
-    if (c.with_region)
-        m->components.push_back(describe_component("region_encoder", kRegionEncoderPrefix, *m->region_encoder, checkpoint));
-    m->components.push_back(describe_component("llama", "", *m->llama, checkpoint));
-    m->components.push_back(describe_component("text_projection", kTextProjectionPrefix, *m->text_projection, checkpoint));
-    m->components.push_back(describe_component("sam_image_encoder", kSamImageEncoderPrefix, *m->sam_image_encoder, checkpoint));
-    m->components.push_back(describe_component("sam_prompt_encoder", kSamPromptEncoderPrefix, *m->sam_prompt_encoder, checkpoint));
-    m->components.push_back(describe_component("sam_mask_decoder", kSamMaskDecoderPrefix, *m->sam_mask_decoder, checkpoint));
-
     progress("moving to the device", 0.9);
-    std::vector<torch::nn::Module*> modules = {
-        m->clip.get(), m->mm_projector.get(), m->llama.get(), m->text_projection.get(),
-        m->sam_image_encoder.get(), m->sam_prompt_encoder.get(), m->sam_mask_decoder.get()};
-    if (c.with_region) modules.push_back(m->region_encoder.get());
-    for (torch::nn::Module* module : modules) {
-        module->eval();
-        module->to(m->device, m->dtype);
+    for (const ComponentRef& ref : refs) {
+        m->components.push_back(
+            describe_component(ref.name, ref.in_vision_tower ? clip_prefix : ref.prefix,
+                               *ref.module, ref.in_vision_tower ? clip_checkpoint : checkpoint));
+        ref.module->eval();
+        ref.module->to(m->device, m->dtype);
     }
     progress("ready", 1.0);
     return m;
+}
+
+void GlammModel::build_components() {
+    const GlammConfig& c = config;
+    clip                 = ClipVisionModel(clip_config);
+    mm_projector         = MmProjector(c);
+    llama                = LlamaForCausalLM(c.llama);
+    text_projection      = TextProjection(c.llama.hidden_size, c.out_dim);
+    sam_image_encoder    = SamImageEncoder(c.grounding_encoder);
+    sam_prompt_encoder   = SamPromptEncoder(c.grounding_encoder);
+    sam_mask_decoder     = SamMaskDecoder(c.grounding_encoder);
+    if (c.with_region)
+        region_encoder = RegionEncoder(c.region_encoder, c.mm_hidden_size, c.llama.hidden_size,
+                                       clip_config.patch_size);
+}
+
+std::vector<ComponentRef> GlammModel::component_refs() const {
+    std::vector<ComponentRef> refs = {
+        {"clip_vision", kClipVisionWritePrefix, clip.get(), true},
+        {"mm_projector", kMmProjectorPrefix, mm_projector.get(), false}};
+    if (config.with_region)
+        refs.push_back({"region_encoder", kRegionEncoderPrefix, region_encoder.get(), false});
+    refs.push_back({"llama", "", llama.get(), false});
+    refs.push_back({"text_projection", kTextProjectionPrefix, text_projection.get(), false});
+    refs.push_back({"sam_image_encoder", kSamImageEncoderPrefix, sam_image_encoder.get(), false});
+    refs.push_back(
+        {"sam_prompt_encoder", kSamPromptEncoderPrefix, sam_prompt_encoder.get(), false});
+    refs.push_back({"sam_mask_decoder", kSamMaskDecoderPrefix, sam_mask_decoder.get(), false});
+    return refs;
+}
+
+void GlammModel::save_weights(const std::string& glamm_file, const std::string& clip_file,
+                              c10::ScalarType dtype) const {
+    std::vector<at::Tensor> keep_alive; // contiguous CPU copies the blobs point into
+    std::vector<TensorBlob> glamm_blobs, clip_blobs;
+    for (const ComponentRef& ref : component_refs()) {
+        auto add = [&](const std::string& key, const at::Tensor& value) {
+            at::Tensor t = value.detach().to(at::kCPU, dtype).contiguous();
+            keep_alive.push_back(t);
+            TensorBlob blob{ref.prefix + key, from_scalar_type(dtype),
+                            std::vector<int64_t>(t.sizes().begin(), t.sizes().end()), t.data_ptr(),
+                            t.nbytes()};
+            (ref.in_vision_tower ? clip_blobs : glamm_blobs).push_back(std::move(blob));
+        };
+        for (const auto& p : ref.module->named_parameters()) add(p.key(), p.value());
+        for (const auto& b : ref.module->named_buffers()) add(b.key(), b.value());
+    }
+    write_safetensors(glamm_file, glamm_blobs, {{"format", "pt"}});
+    write_safetensors(clip_file, clip_blobs, {{"format", "pt"}});
 }
 
 EncodedImage GlammModel::encode_image(const Image& image) const {
@@ -235,18 +265,19 @@ at::Tensor GlammModel::assemble(const std::vector<int64_t>& ids, const EncodedIm
                                kImageTokenIndex, tokenizer->bbox_id());
 }
 
-DecodedMasks GlammModel::decode_masks(const EncodedImage& image, const at::Tensor& seg_hidden) const {
+DecodedMasks GlammModel::decode_masks(const EncodedImage& image,
+                                      const at::Tensor& seg_hidden) const {
     c10::InferenceMode inference;
     DecodedMasks out;
-    auto t0                     = std::chrono::steady_clock::now();
-    at::Tensor prompt           = text_projection->forward(seg_hidden); // [K, D]
-    SamPromptEmbeddings prompts = sam_prompt_encoder->forward(prompt);
-    at::Tensor image_pe         = sam_prompt_encoder->get_dense_pe();
-    SamMaskDecoderOutput decoded =
-        sam_mask_decoder->forward(image.sam_image_embeddings, image_pe, prompts.sparse, prompts.dense);
-    out.low_res_masks   = decoded.low_res_masks;
-    out.iou_predictions = decoded.iou_predictions;
-    out.decoder_ms      = elapsed_ms(t0);
+    auto t0                      = std::chrono::steady_clock::now();
+    at::Tensor prompt            = text_projection->forward(seg_hidden); // [K, D]
+    SamPromptEmbeddings prompts  = sam_prompt_encoder->forward(prompt);
+    at::Tensor image_pe          = sam_prompt_encoder->get_dense_pe();
+    SamMaskDecoderOutput decoded = sam_mask_decoder->forward(image.sam_image_embeddings, image_pe,
+                                                             prompts.sparse, prompts.dense);
+    out.low_res_masks            = decoded.low_res_masks;
+    out.iou_predictions          = decoded.iou_predictions;
+    out.decoder_ms               = elapsed_ms(t0);
 
     t0 = std::chrono::steady_clock::now();
     MaskGeometry geometry;
@@ -270,24 +301,26 @@ std::string GlammModel::describe() const {
     std::ostringstream os;
     const LlamaConfig& l = config.llama;
     const SamConfig& s   = config.grounding_encoder;
-    os << "model          " << model_dir << " (" << (config.architectures.empty() ? "?" : config.architectures[0])
-       << ")\n";
+    os << "model          " << model_dir << " ("
+       << (config.architectures.empty() ? "?" : config.architectures[0]) << ")\n";
     os << "vision tower   " << vision_tower_dir << "\n";
     os << "device, dtype  " << device.str() << ", " << dtype_short_name(dtype) << "\n";
-    os << "llama          hidden " << l.hidden_size << ", layers " << l.num_hidden_layers << ", heads "
-       << l.num_attention_heads << " (kv " << l.kv_heads() << "), mlp " << l.intermediate_size
-       << ", vocab " << l.vocab_size << ", rope theta " << l.rope_theta << "\n";
-    os << "clip_vision    hidden " << clip_config.hidden_size << ", layers " << clip_config.num_hidden_layers
-       << ", heads " << clip_config.num_attention_heads << ", image " << clip_config.image_size
-       << ", patch " << clip_config.patch_size << " -> " << num_image_tokens() << " image tokens\n";
-    os << "sam            embed " << s.embed_dim << ", depth " << s.depth << ", heads " << s.num_heads
-       << ", global blocks [";
+    os << "llama          hidden " << l.hidden_size << ", layers " << l.num_hidden_layers
+       << ", heads " << l.num_attention_heads << " (kv " << l.kv_heads() << "), mlp "
+       << l.intermediate_size << ", vocab " << l.vocab_size << ", rope theta " << l.rope_theta
+       << "\n";
+    os << "clip_vision    hidden " << clip_config.hidden_size << ", layers "
+       << clip_config.num_hidden_layers << ", heads " << clip_config.num_attention_heads
+       << ", image " << clip_config.image_size << ", patch " << clip_config.patch_size << " -> "
+       << num_image_tokens() << " image tokens\n";
+    os << "sam            embed " << s.embed_dim << ", depth " << s.depth << ", heads "
+       << s.num_heads << ", global blocks [";
     for (size_t i = 0; i < s.global_attn_indexes.size(); ++i)
         os << (i ? "," : "") << s.global_attn_indexes[i];
     os << "], prompt dim " << s.prompt_embed_dim << ", image " << s.img_size << "\n";
     os << "region encoder " << (config.with_region ? "yes" : "no") << ", levels "
-       << config.region_encoder.num_levels << ", box embedding " << config.region_encoder.pos_embed_dim
-       << "\n\n";
+       << config.region_encoder.num_levels << ", box embedding "
+       << config.region_encoder.pos_embed_dim << "\n\n";
     os << "component            parameters  stored dtypes (tensors)\n";
     int64_t total = 0;
     for (const auto& c : components) {
@@ -304,13 +337,15 @@ std::string GlammModel::describe() const {
         total += c.parameters;
     }
     os << "total                " << total << "\n";
-    if (!ignored_keys.empty()) os << "ignored keys         " << ignored_keys.size() << " (known harmless)\n";
+    if (!ignored_keys.empty())
+        os << "ignored keys         " << ignored_keys.size() << " (known harmless)\n";
     const Tokenizer& t = *tokenizer;
     os << "\nspecial tokens: bos " << t.bos_id() << ", eos " << t.eos_id() << ", unk " << t.unk_id()
        << ", pad " << t.pad_id() << ", image " << kImageTokenIndex << "\n";
     os << "added tokens:";
     for (const auto& [name, id] : t.added_tokens()) os << " " << name << "=" << id;
-    os << "\nvocabulary: " << t.vocab_size() << " tokens (" << t.sp_vocab_size() << " sentencepiece)\n";
+    os << "\nvocabulary: " << t.vocab_size() << " tokens (" << t.sp_vocab_size()
+       << " sentencepiece)\n";
     return os.str();
 }
 

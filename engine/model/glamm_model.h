@@ -19,6 +19,7 @@
 #include "vision/region_encoder.h"
 
 #include <c10/core/Device.h>
+#include <torch/nn/module.h>
 
 #include <map>
 #include <memory>
@@ -30,9 +31,9 @@ namespace glamm {
 
 // What `glamm inspect` prints per component.
 struct ComponentInfo {
-    std::string name;                     // "llama", "sam_image_encoder", ...
-    std::string prefix;                   // checkpoint key prefix
-    int64_t parameters = 0;               // elements of parameters and stored buffers
+    std::string name;                             // "llama", "sam_image_encoder", ...
+    std::string prefix;                           // checkpoint key prefix
+    int64_t parameters = 0;                       // elements of parameters and stored buffers
     std::map<std::string, int64_t> stored_dtypes; // dtype on disk -> tensors
 };
 
@@ -44,12 +45,12 @@ std::string resolve_vision_tower(const std::string& model_dir, const std::string
 
 // One image, encoded once: what every question about it needs.
 struct EncodedImage {
-    int64_t height = 0, width = 0;    // original size H0, W0
-    at::Tensor clip_pixel_values;     // [1, 3, S, S] f32
-    ClipVisionFeatures clip;          // image features [1, P, C], region levels L × [1, P, C]
-    at::Tensor image_embeddings;      // [P, H] projected (mm_projector), model dtype
-    SamPreprocessed sam_input;        // pixel values, resized image and h', w'
-    at::Tensor sam_image_embeddings;  // [1, D, G, G]
+    int64_t height = 0, width = 0;   // original size H0, W0
+    at::Tensor clip_pixel_values;    // [1, 3, S, S] f32
+    ClipVisionFeatures clip;         // image features [1, P, C], region levels L × [1, P, C]
+    at::Tensor image_embeddings;     // [P, H] projected (mm_projector), model dtype
+    SamPreprocessed sam_input;       // pixel values, resized image and h', w'
+    at::Tensor sam_image_embeddings; // [1, D, G, G]
     double preprocess_ms = 0, clip_ms = 0, sam_encoder_ms = 0;
 };
 
@@ -61,13 +62,24 @@ struct DecodedMasks {
     double decoder_ms = 0, postprocess_ms = 0;
 };
 
+// One component as the checkpoints store it.
+struct ComponentRef {
+    std::string name;          // "llama", "sam_image_encoder", ...
+    std::string prefix;        // key prefix in its checkpoint
+    torch::nn::Module* module; // owned by the GlammModel
+    bool in_vision_tower;      // stored in the CLIP folder, not the GLaMM checkpoint
+};
+
+// Key prefix of the vision tower's tensors when we write a CLIP folder (HF CLIPVisionModel).
+inline constexpr char kClipVisionWritePrefix[] = "vision_model.";
+
 class GlammModel {
 public:
     // Loads configs, tokenizer and every component strictly (see session.h ModelOptions).
     static std::unique_ptr<GlammModel> load(const ModelOptions& options);
 
     std::string model_dir, vision_tower_dir;
-    GlammConfig config;               // llama.vocab_size resolved from the checkpoint
+    GlammConfig config; // llama.vocab_size resolved from the checkpoint
     ClipVisionConfig clip_config;
     ClipImageProcessorConfig clip_processor;
     ClipFeatureSelection clip_selection;
@@ -87,6 +99,18 @@ public:
     mutable SamImageEncoder sam_image_encoder{nullptr};
     mutable SamPromptEncoder sam_prompt_encoder{nullptr};
     mutable SamMaskDecoder sam_mask_decoder{nullptr};
+
+    // Constructs every component from `config` and `clip_config` (clip_selection must be set),
+    // with LibTorch's default initialisation and nothing loaded: the starting point of training.
+    void build_components();
+    // The components with their checkpoint prefixes, in load order (region encoder only when
+    // config.with_region).
+    std::vector<ComponentRef> component_refs() const;
+    // Writes every parameter and stored buffer in the release layout, cast to `dtype`: the GLaMM
+    // tensors to `glamm_file`, the vision tower's (prefix kClipVisionWritePrefix) to `clip_file`.
+    // Both files are written atomically; GlammModel::load reads them back strictly.
+    void save_weights(const std::string& glamm_file, const std::string& clip_file,
+                      c10::ScalarType dtype) const;
 
     // Embeddings one image placeholder expands to (CLIP patches; 576 for ViT-L/14-336).
     int64_t num_image_tokens() const { return clip_config.num_patches(); }

@@ -14,6 +14,9 @@
 
 namespace glamm {
 
+// Checkpoint key prefix of the projector.
+inline constexpr char kMmProjectorPrefix[] = "model.mm_projector.";
+
 // mm_projector_type "linear": one Linear(M, H) registered as the projector itself (keys
 // `weight`, `bias`); "mlp<k>x_gelu": k Linears, Linear(M, H) then (exact-erf GELU, Linear(H, H))
 // × (k-1), registered as nn.Sequential indices 0, 2, 4, ... (GELUs at the odd indices have no

@@ -19,6 +19,9 @@
 
 namespace glamm {
 
+// Checkpoint key prefix of the region encoder.
+inline constexpr char kRegionEncoderPrefix[] = "model.region_encoder.";
+
 // mlvl_fuse.fuse_convs.r: mmcv ConvModule = 3×3 conv (no bias) -> GroupNorm ("gn") -> ReLU.
 struct FuseConvModuleImpl : torch::nn::Module {
     FuseConvModuleImpl(const RegionEncoderConfig& config, int64_t channels);
