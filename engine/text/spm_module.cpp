@@ -11,6 +11,7 @@
 //     fill a buffer return the size they need, so the caller retries with a larger one;
 //   - every entry point catches everything.
 #include <sentencepiece_processor.h>
+#include <sentencepiece_trainer.h>
 
 #include <cstddef>
 #include <cstring>
@@ -43,7 +44,7 @@ extern "C" {
 
 // Bumped whenever a signature below changes; the loader refuses other versions.
 int glamm_spm_abi_version(void) {
-    return 1;
+    return 2;
 }
 
 // Loads a sentencepiece model file. Returns an opaque handle, or NULL with a message in `err`.
@@ -63,6 +64,21 @@ void* glamm_spm_load(const char* path, char* err, size_t err_cap) {
         copy_text("unknown exception in sentencepiece", err, err_cap);
     }
     return nullptr;
+}
+
+// Trains a model: `args` is a spm_train command line ("--input=... --model_prefix=..."). Returns
+// 1, or 0 with a message in `err`.
+int glamm_spm_train(const char* args, char* err, size_t err_cap) {
+    try {
+        const auto status = sentencepiece::SentencePieceTrainer::Train(args);
+        if (status.ok()) return 1;
+        copy_text(status.ToString(), err, err_cap);
+    } catch (const std::exception& e) {
+        copy_text(e.what(), err, err_cap);
+    } catch (...) {
+        copy_text("unknown exception in the sentencepiece trainer", err, err_cap);
+    }
+    return 0;
 }
 
 void glamm_spm_free(void* handle) {

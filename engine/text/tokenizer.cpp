@@ -36,7 +36,7 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // The sentencepiece module.
 
-constexpr int kSpmAbiVersion      = 1; // must match glamm_spm_abi_version() in spm_module.cpp
+constexpr int kSpmAbiVersion      = 2; // must match glamm_spm_abi_version() in spm_module.cpp
 constexpr size_t kErrorBufferSize = 1024;
 
 struct SpmModule {
@@ -51,6 +51,7 @@ struct SpmModule {
     int (*piece_to_id)(const void*, const char*, size_t)           = nullptr;
     int (*piece_kind)(const void*, int)                            = nullptr;
     void (*special_ids)(const void*, int*, int*, int*, int*)       = nullptr;
+    int (*train)(const char*, char*, size_t)                       = nullptr;
 };
 
 template <class Fn> void bind(void* lib, const char* name, Fn*& fn) {
@@ -99,6 +100,7 @@ SpmModule open_module(const std::string& path) {
         bind(m.lib, "glamm_spm_piece_to_id", m.piece_to_id);
         bind(m.lib, "glamm_spm_piece_kind", m.piece_kind);
         bind(m.lib, "glamm_spm_special_ids", m.special_ids);
+        bind(m.lib, "glamm_spm_train", m.train);
     } catch (...) {
         dlclose(m.lib);
         throw;
@@ -323,6 +325,12 @@ struct Tokenizer::Impl {
     std::string decode(const std::vector<int64_t>& ids, bool skip_special,
                        bool space_before_special) const;
 };
+
+void train_sentencepiece(const std::string& trainer_args) {
+    char err[kErrorBufferSize] = {0};
+    if (!spm_module().train(trainer_args.c_str(), err, sizeof(err)))
+        fail("training a sentencepiece model failed: ", err);
+}
 
 Tokenizer Tokenizer::load(const std::string& model_dir) {
     const fs::path dir(model_dir);

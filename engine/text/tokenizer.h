@@ -87,6 +87,12 @@ private:
     std::shared_ptr<const Impl> impl_;
 };
 
+// Trains a sentencepiece model through the same bridge (sentencepiece's trainer, in its own
+// link-map namespace): `trainer_args` is an spm_train command line ("--input=corpus.txt
+// --model_prefix=DIR/tokenizer --vocab_size=N ..."). Throws glamm::Error with sentencepiece's
+// message on failure.
+void train_sentencepiece(const std::string& trainer_args);
+
 // Turns generated ids into text deltas for streaming. push(id) returns the text that id adds;
 // an incomplete UTF-8 character spread over byte-fallback pieces is held back until complete (or
 // until finish()). The concatenated deltas equal tokenizer.decode(ids(), skip_special) except in
