@@ -1,0 +1,794 @@
+#include "train/trainer.h"
+
+#include "core/atomic_file.h"
+#include "core/checkpoint.h"
+#include "core/device.h"
+#include "core/error.h"
+#include "grounding/mask_postprocess.h"
+#include "model/glamm_model.h"
+#include "text/conversation.h"
+#include "text/tokenizer.h"
+#include "vision/image_preprocess.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <random>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace glamm::train {
+
+namespace {
+
+// Label of positions without a target (PyTorch's cross_entropy ignore_index default).
+constexpr int64_t kIgnoreIndex = -100;
+// ref: groundingLMM model/GLaMM.py dice_loss(scale=1000, eps=1e-6) and the 1e-8 mask-count guard.
+constexpr double kDiceScale = 1000.0;
+constexpr double kDiceEps   = 1e-6;
+constexpr double kCountEps  = 1e-8;
+// Consecutive steps with non-finite gradients tolerated before training stops.
+constexpr int64_t kMaxSkippedSteps = 10;
+// Initial spread of embedding tables (HF initializer_range).
+constexpr double kEmbeddingInitStd = 0.02;
+// Referring segmentation answer (ref: dataset/utils/utils.py ANSWER_LIST; the official eval
+// teacher-forces this one).
+constexpr char kRefsegAnswer[] = "Sure, it is [SEG].";
+
+// The seven tokens GLaMM adds after the sentencepiece vocabulary, in the order of its
+// added_tokens.json.
+const std::vector<std::string>& glamm_added_tokens() {
+    static const std::vector<std::string> tokens = {
+        kImStartToken, kImEndToken, kBboxToken, kPointToken, kSegToken, kPhraseOpen, kPhraseClose};
+    return tokens;
+}
+
+nlohmann::json read_json_file(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) fail("cannot open ", path);
+    try {
+        return nlohmann::json::parse(in);
+    } catch (const std::exception& e) {
+        fail("cannot parse ", path, ": ", e.what());
+    }
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+    AtomicFile file(path.string());
+    file.write(text);
+    file.commit();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Samples
+
+enum class SampleTask { Gcg, Refseg, Regcap, Caption };
+
+struct Sample {
+    Image image;
+    std::string instruction, answer;
+    std::vector<Box> boxes; // region prompts, original-image pixels
+    std::vector<Rle> masks; // one per [SEG] of the answer, in order
+};
+
+SampleTask draw_task(const TaskMix& mix, std::mt19937_64& rng) {
+    std::discrete_distribution<int> pick({mix.gcg, mix.refseg, mix.regcap, mix.caption});
+    return static_cast<SampleTask>(pick(rng));
+}
+
+template <class T> const T& draw(const std::vector<T>& items, std::mt19937_64& rng) {
+    return items[std::uniform_int_distribution<size_t>(0, items.size() - 1)(rng)];
+}
+
+// One training sample from a scene: the instruction and answer GLaMM's datasets would build
+// (ref: dataset/gcg_datasets/GranDf_gcg_ds.py, dataset/segm_datasets/RefCOCO_Segm_ds.py,
+// dataset/region_datasets/RefCOCO_VG_Region_ds.py, dataset/caption_datasets/COCO_Caption_ds.py).
+Sample make_sample(const synth::SceneAnnotation& ann, Image image, SampleTask task,
+                   std::mt19937_64& rng) {
+    Sample s;
+    s.image = std::move(image);
+    if (task == SampleTask::Refseg && ann.referring.empty()) task = SampleTask::Gcg;
+    if (task == SampleTask::Regcap && ann.regions.empty()) task = SampleTask::Gcg;
+    switch (task) {
+    case SampleTask::Gcg: {
+        // Both wordings: the training one and the eval one (five spaces, spec §3.2).
+        const bool eval_wording = std::bernoulli_distribution(0.5)(rng);
+        s.instruction = build_instruction(TaskPreset::GroundedCaption, "", 0, eval_wording);
+        s.answer      = ann.gcg_caption;
+        for (const auto& p : ann.phrases) s.masks.push_back(p.mask);
+        break;
+    }
+    case SampleTask::Refseg: {
+        const auto& r = draw(ann.referring, rng);
+        s.instruction = build_instruction(TaskPreset::ReferringSegmentation, r.text);
+        s.answer      = kRefsegAnswer;
+        s.masks       = {r.mask};
+        break;
+    }
+    case SampleTask::Regcap: {
+        const auto& r = draw(ann.regions, rng);
+        s.instruction = build_instruction(TaskPreset::RegionCaption, "", 1);
+        s.answer      = r.text;
+        s.boxes = {Box{double(r.bbox[0]), double(r.bbox[1]), double(r.bbox[2]), double(r.bbox[3])}};
+        break;
+    }
+    case SampleTask::Caption:
+        s.instruction = build_instruction(TaskPreset::ImageCaption, "");
+        s.answer      = ann.caption;
+        break;
+    }
+    return s;
+}
+
+// Scene `index` of the training set, rendered and annotated.
+std::pair<synth::SceneAnnotation, Image> training_scene(const synth::SynthOptions& data,
+                                                        int64_t index) {
+    const synth::SceneSpec spec   = synth::random_scene(data, index % data.count);
+    synth::RenderedScene rendered = synth::render_scene(spec);
+    synth::SceneAnnotation ann    = synth::annotate_scene(spec, rendered);
+    return {std::move(ann), std::move(rendered.image)};
+}
+
+std::mt19937_64 sample_rng(uint64_t seed, int64_t step, int64_t slot) {
+    std::seed_seq seq{seed, static_cast<uint64_t>(step), static_cast<uint64_t>(slot)};
+    return std::mt19937_64(seq);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Losses
+
+// ref: model/GLaMM.py sigmoid_ce_loss: per-mask mean BCE, summed over masks. logits, targets
+// [K, H0, W0] f32.
+at::Tensor bce_sum(const at::Tensor& logits, const at::Tensor& targets) {
+    return torch::binary_cross_entropy_with_logits(logits, targets, {}, {}, at::Reduction::None)
+        .flatten(1)
+        .mean(1)
+        .sum();
+}
+
+// ref: model/GLaMM.py dice_loss: 1 - (2 Σ p t + eps) / (Σ p + Σ t + eps) per mask, with the
+// reference's 1/1000 scaling, summed over masks.
+at::Tensor dice_sum(const at::Tensor& logits, const at::Tensor& targets) {
+    const at::Tensor p           = logits.sigmoid().flatten(1);
+    const at::Tensor t           = targets.flatten(1);
+    const at::Tensor numerator   = 2 * (p / kDiceScale * t).sum(-1);
+    const at::Tensor denominator = (p / kDiceScale).sum(-1) + (t / kDiceScale).sum(-1);
+    return (1 - (numerator + kDiceEps) / (denominator + kDiceEps)).sum();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The model
+
+// LibTorch's default initialisation, except where it differs from the reference models' own:
+// embedding tables N(0, 0.02) (HF initializer_range) instead of N(0, 1), and SAM's random
+// Fourier matrix N(0, 1) (PositionEmbeddingRandom: scale * randn) instead of the zeros a module
+// that expects a checkpoint starts with.
+void initialise(GlammModel& model) {
+    torch::NoGradGuard no_grad;
+    for (const ComponentRef& ref : model.component_refs())
+        ref.module->apply([](torch::nn::Module& m) {
+            if (auto* e = m.as<torch::nn::Embedding>()) e->weight.normal_(0, kEmbeddingInitStd);
+        });
+    model.sam_prompt_encoder->pe_layer->positional_encoding_gaussian_matrix.normal_(0, 1);
+}
+
+std::vector<at::Tensor> trainable_parameters(const GlammModel& model) {
+    std::vector<at::Tensor> params;
+    for (const ComponentRef& ref : model.component_refs())
+        for (const auto& p : ref.module->parameters()) params.push_back(p);
+    return params;
+}
+
+// Names the parameters whose gradient holds a NaN or an infinity (the first few per component).
+std::string nonfinite_gradients(const GlammModel& model) {
+    constexpr int kNamesPerComponent = 3;
+    std::string names;
+    for (const ComponentRef& ref : model.component_refs()) {
+        int listed = 0;
+        for (const auto& p : ref.module->named_parameters()) {
+            const at::Tensor& g = p.value().grad();
+            if (!g.defined() || torch::isfinite(g).all().item<bool>()) continue;
+            if (listed++ < kNamesPerComponent)
+                names += (names.empty() ? "" : ", ") + ref.prefix + p.key();
+        }
+    }
+    return names;
+}
+
+void set_training(const GlammModel& model, bool on) {
+    for (const ComponentRef& ref : model.component_refs()) ref.module->train(on);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output folders
+
+struct Paths {
+    fs::path out, glamm, clip, checkpoints, csv, svg, recipe;
+    explicit Paths(const std::string& dir)
+        : out(dir), glamm(out / "glamm"), clip(out / "clip"), checkpoints(out / "checkpoints"),
+          csv(out / "loss.csv"), svg(out / "loss.svg"), recipe(out / "recipe.json") {}
+};
+
+// The tokenizer files next to tokenizer.model (LLaMA's special tokens; GLaMM's added tokens).
+void write_tokenizer_files(const fs::path& dir, int64_t sp_vocab) {
+    nlohmann::ordered_json added;
+    int64_t id = sp_vocab;
+    for (const auto& t : glamm_added_tokens()) added[t] = id++;
+    write_text(dir / "added_tokens.json", added.dump(2));
+    const nlohmann::ordered_json special = {{"bos_token", "<s>"},
+                                            {"eos_token", "</s>"},
+                                            {"unk_token", "<unk>"},
+                                            {"pad_token", "<unk>"}};
+    write_text(dir / "special_tokens_map.json", special.dump(2));
+    const nlohmann::ordered_json conf = {{"tokenizer_class", "LlamaTokenizer"},
+                                         {"add_bos_token", true},
+                                         {"add_eos_token", false},
+                                         {"legacy", true},
+                                         {"padding_side", "right"}};
+    write_text(dir / "tokenizer_config.json", conf.dump(2));
+}
+
+// Trains sentencepiece on the scenes' text (LLaMA's settings: BPE, identity normalisation,
+// whitespace kept, byte fallback, unk/bos/eos = 0/1/2) into DIR/tokenizer.model.
+void train_tokenizer(const TrainConfig& config, const fs::path& dir, const fs::path& work) {
+    const fs::path corpus = work / "tokenizer-corpus.txt";
+    write_text(corpus, tokenizer_corpus(config.data, config.tokenizer_corpus));
+    std::ostringstream args;
+    args << "--input=" << corpus.string() << " --model_prefix=" << (dir / "tokenizer").string()
+         << " --vocab_size=" << config.tokenizer_vocab
+         << " --model_type=bpe --character_coverage=1.0 --normalization_rule_name=identity"
+         << " --remove_extra_whitespaces=false --add_dummy_prefix=true --byte_fallback=true"
+         << " --split_digits=true --unk_id=0 --bos_id=1 --eos_id=2 --pad_id=-1"
+         << " --hard_vocab_limit=false --minloglevel=2 --num_threads=1"; // deterministic
+    train_sentencepiece(args.str());
+    fs::remove(dir / "tokenizer.vocab");
+}
+
+// Writes config.json files and the weights of the release layout.
+void write_release(const GlammModel& model, const TrainConfig& config, const Paths& paths) {
+    fs::create_directories(paths.glamm);
+    fs::create_directories(paths.clip);
+    nlohmann::json glamm_config     = config.model;
+    glamm_config["vocab_size"]      = model.config.llama.vocab_size;
+    glamm_config["mm_vision_tower"] = "../clip";
+    write_text(paths.glamm / "config.json", glamm_config.dump(2));
+    write_text(paths.clip / "config.json", config.vision_tower.dump(2));
+    model.save_weights((paths.glamm / "model.safetensors").string(),
+                       (paths.clip / "model.safetensors").string(), at::kFloat);
+}
+
+fs::path checkpoint_dir(const Paths& paths, int64_t step) {
+    return paths.checkpoints / cat("step-", step);
+}
+
+// Newest complete checkpoint (state.json present), -1 if none.
+int64_t newest_checkpoint(const Paths& paths) {
+    int64_t best = -1;
+    std::error_code ec;
+    if (!fs::is_directory(paths.checkpoints, ec)) return best;
+    for (const auto& entry : fs::directory_iterator(paths.checkpoints)) {
+        const std::string name = entry.path().filename().string();
+        if (name.rfind("step-", 0) != 0 || !fs::exists(entry.path() / "state.json")) continue;
+        try {
+            best = std::max<int64_t>(best, std::stoll(name.substr(5)));
+        } catch (const std::exception&) {
+        }
+    }
+    return best;
+}
+
+void save_checkpoint(const GlammModel& model, torch::optim::AdamW& optimizer, const Paths& paths,
+                     int64_t step) {
+    const fs::path final_dir = checkpoint_dir(paths, step);
+    const fs::path tmp       = paths.checkpoints / cat(".step-", step, ".tmp");
+    fs::remove_all(tmp);
+    fs::create_directories(tmp / "glamm");
+    fs::create_directories(tmp / "clip");
+    model.save_weights((tmp / "glamm" / "model.safetensors").string(),
+                       (tmp / "clip" / "model.safetensors").string(), at::kFloat);
+    torch::save(optimizer, (tmp / "optimizer.pt").string());
+    write_text(tmp / "state.json", nlohmann::json{{"step", step}}.dump());
+    fs::remove_all(final_dir);
+    fs::rename(tmp, final_dir);
+}
+
+void load_checkpoint(GlammModel& model, torch::optim::AdamW& optimizer, const fs::path& dir) {
+    const Checkpoint glamm_ckpt = Checkpoint::open((dir / "glamm").string());
+    const Checkpoint clip_ckpt  = Checkpoint::open((dir / "clip").string());
+    LoadReport glamm_report(glamm_ckpt), clip_report(clip_ckpt);
+    for (const ComponentRef& ref : model.component_refs())
+        (ref.in_vision_tower ? clip_report : glamm_report).load_module(*ref.module, ref.prefix);
+    glamm_report.finish("the checkpoint " + (dir / "glamm").string());
+    clip_report.finish("the checkpoint " + (dir / "clip").string());
+    torch::load(optimizer, (dir / "optimizer.pt").string());
+}
+
+// Linear warm-up, then cosine decay to min_learning_rate.
+double learning_rate_at(const TrainConfig& c, int64_t step) {
+    if (step < c.warmup_steps) return c.learning_rate * double(step + 1) / double(c.warmup_steps);
+    const double progress =
+        double(step - c.warmup_steps) / double(std::max<int64_t>(1, c.steps - c.warmup_steps));
+    const double cosine = 0.5 * (1 + std::cos(M_PI * std::min(1.0, progress)));
+    return c.min_learning_rate + (c.learning_rate - c.min_learning_rate) * cosine;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loss curves
+
+constexpr size_t kCsvLineBytes = 200; // a row is at most ~120 characters
+const char* kCsvHeader         = "step,learning_rate,loss,ce,bce,dice,masks,tokens,seconds";
+
+std::string csv_row(const StepLog& s) {
+    char line[kCsvLineBytes];
+    std::snprintf(line, sizeof line, "%lld,%.6g,%.6f,%.6f,%.6f,%.6f,%lld,%lld,%.3f",
+                  static_cast<long long>(s.step), s.learning_rate, s.loss, s.ce, s.bce, s.dice,
+                  static_cast<long long>(s.masks), static_cast<long long>(s.tokens), s.seconds);
+    return line;
+}
+
+// Keeps the CSV rows of steps up to `last_step` (a resumed run rewrites the rest).
+std::vector<std::string> read_csv_rows(const fs::path& csv, int64_t last_step) {
+    std::vector<std::string> rows;
+    std::ifstream in(csv);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.empty() || line[0] < '0' || line[0] > '9') continue;
+        if (std::stoll(line.substr(0, line.find(','))) <= last_step) rows.push_back(line);
+    }
+    return rows;
+}
+
+// A plain SVG of the loss terms against the step (moving average over `window` steps).
+std::string loss_svg(const std::vector<std::string>& rows) {
+    constexpr int kWidth = 800, kHeight = 400, kMargin = 50;
+    constexpr int64_t kWindow = 50;
+    struct Series {
+        const char* name;
+        int column;
+        const char* colour;
+    };
+    const Series series[] = {{"loss", 2, "#000000"},
+                             {"ce", 3, "#1f77b4"},
+                             {"bce", 4, "#d62728"},
+                             {"dice", 5, "#2ca02c"}};
+    std::vector<std::vector<double>> values(std::size(series));
+    std::vector<double> steps;
+    for (const auto& row : rows) {
+        std::vector<double> cells;
+        std::stringstream ss(row);
+        std::string cell;
+        while (std::getline(ss, cell, ',')) cells.push_back(std::stod(cell));
+        steps.push_back(cells[0]);
+        for (size_t k = 0; k < std::size(series); ++k) values[k].push_back(cells[series[k].column]);
+    }
+    std::ostringstream svg;
+    svg << "<svg xmlns='http://www.w3.org/2000/svg' width='" << kWidth << "' height='" << kHeight
+        << "' font-family='sans-serif' font-size='12'>\n<rect width='100%' height='100%' "
+           "fill='white'/>\n";
+    if (steps.empty()) return svg.str() + "</svg>\n";
+    double top = 0;
+    for (const auto& v : values)
+        for (double x : v) top = std::max(top, x);
+    top                = std::max(top, 1e-6);
+    const double x_max = std::max(1.0, steps.back());
+    auto px = [&](double step) { return kMargin + (kWidth - 2 * kMargin) * step / x_max; };
+    auto py = [&](double v) { return kHeight - kMargin - (kHeight - 2 * kMargin) * v / top; };
+    svg << "<line x1='" << kMargin << "' y1='" << kHeight - kMargin << "' x2='" << kWidth - kMargin
+        << "' y2='" << kHeight - kMargin << "' stroke='black'/>\n<line x1='" << kMargin << "' y1='"
+        << kMargin << "' x2='" << kMargin << "' y2='" << kHeight - kMargin
+        << "' stroke='black'/>\n";
+    svg << "<text x='" << kWidth / 2 << "' y='" << kHeight - 15 << "'>step (0 .. " << x_max
+        << ")</text>\n<text x='5' y='" << kMargin - 10 << "'>loss (0 .. " << top
+        << "), moving average of " << kWindow << " steps</text>\n";
+    for (size_t k = 0; k < std::size(series); ++k) {
+        svg << "<polyline fill='none' stroke='" << series[k].colour << "' points='";
+        double sum = 0;
+        for (size_t i = 0; i < steps.size(); ++i) {
+            sum += values[k][i];
+            if (i >= size_t(kWindow)) sum -= values[k][i - kWindow];
+            const double mean = sum / double(std::min<size_t>(i + 1, kWindow));
+            svg << px(steps[i]) << "," << py(mean) << " ";
+        }
+        svg << "'/>\n<text x='" << kWidth - kMargin - 60 << "' y='" << kMargin + 15 * (k + 1)
+            << "' fill='" << series[k].colour << "'>" << series[k].name << "</text>\n";
+    }
+    return svg.str() + "</svg>\n";
+}
+
+// ---------------------------------------------------------------------------------------------
+// One step
+
+struct BatchLoss {
+    at::Tensor total;
+    double ce = 0, bce = 0, dice = 0;
+    int64_t masks = 0, tokens = 0;
+};
+
+// Forward of B samples and GLaMM's loss (ref: model/GLaMM.py model_forward, training branch).
+BatchLoss batch_loss(const GlammModel& model, const std::vector<Sample>& batch,
+                     const LossWeights& weights) {
+    const Tokenizer& tok      = *model.tokenizer;
+    const c10::Device device  = model.device;
+    const int64_t num_samples = static_cast<int64_t>(batch.size());
+
+    // Both image encoders on the whole batch: [B, 3, S, S] and [B, 3, S', S'].
+    std::vector<at::Tensor> clip_pixels, sam_pixels;
+    std::vector<SamPreprocessed> sam_inputs;
+    for (const Sample& s : batch) {
+        clip_pixels.push_back(preprocess_clip(s.image, model.clip_config, model.clip_processor));
+        sam_inputs.push_back(preprocess_sam(s.image, model.config.grounding_encoder));
+        sam_pixels.push_back(sam_inputs.back().pixel_values);
+    }
+    const ClipVisionFeatures clip =
+        model.clip->forward(torch::cat(clip_pixels).to(device), model.clip_selection);
+    const at::Tensor image_embeds = model.mm_projector->forward(clip.image_features); // [B, P, H]
+    const at::Tensor sam_embeds =
+        model.sam_image_encoder->forward(torch::cat(sam_pixels).to(device)); // [B, D, G, G]
+
+    // Token ids: prompt (with the image slot) + answer + EOS; targets on the answer.
+    const int64_t num_image = model.num_image_tokens();
+    std::vector<at::Tensor> embeds;
+    std::vector<std::vector<int64_t>> targets;  // per expanded position
+    std::vector<std::vector<int64_t>> seg_rows; // expanded positions of the state before [SEG]
+    int64_t longest = 0;
+    for (int64_t b = 0; b < num_samples; ++b) {
+        const Sample& s             = batch[b];
+        std::vector<int64_t> ids    = tok.encode_with_image(model.first_turn_prompt(s.instruction));
+        const int64_t prompt_len    = static_cast<int64_t>(ids.size()) + num_image - 1;
+        std::vector<int64_t> answer = tok.encode(s.answer, false);
+        answer.push_back(tok.eos_id());
+        ids.insert(ids.end(), answer.begin(), answer.end());
+
+        at::Tensor region; // [N, H]
+        if (!s.boxes.empty()) {
+            std::vector<at::Tensor> levels;
+            for (const auto& level : clip.region_levels) levels.push_back(level.narrow(0, b, 1));
+            region = model.region_encoder->forward(
+                levels, model.normalize_boxes(s.boxes, s.image.height, s.image.width));
+        }
+        at::Tensor e         = assemble_embeddings(model.llama, torch::tensor(ids, torch::kLong),
+                                                   image_embeds[b], region, kImageTokenIndex,
+                                                   tok.bbox_id()); // [1, S_b, H]
+        const int64_t length = e.size(1);
+        std::vector<int64_t> target(length, kIgnoreIndex);
+        std::vector<int64_t> rows;
+        for (size_t j = 0; j < answer.size(); ++j) {
+            const int64_t pos = prompt_len + static_cast<int64_t>(j); // answer token j
+            target[pos - 1]   = answer[j];
+            if (answer[j] == tok.seg_id()) rows.push_back(pos - 1);
+        }
+        if (rows.size() != s.masks.size())
+            fail("training sample has ", rows.size(), " [SEG] tokens but ", s.masks.size(),
+                 " masks: \"", s.answer, "\"");
+        embeds.push_back(e);
+        targets.push_back(std::move(target));
+        seg_rows.push_back(std::move(rows));
+        longest = std::max(longest, length);
+    }
+
+    // Right padding: causal attention keeps the padded rows out of every real row.
+    std::vector<at::Tensor> padded;
+    std::vector<int64_t> flat_targets;
+    for (int64_t b = 0; b < num_samples; ++b) {
+        const int64_t pad = longest - embeds[b].size(1);
+        padded.push_back(pad ? torch::cat({embeds[b], torch::zeros({1, pad, embeds[b].size(2)},
+                                                                   embeds[b].options())},
+                                          1)
+                             : embeds[b]);
+        targets[b].resize(longest, kIgnoreIndex);
+        flat_targets.insert(flat_targets.end(), targets[b].begin(), targets[b].end());
+    }
+    const at::Tensor hidden =
+        model.llama->model->forward(torch::cat(padded), nullptr, 0); // [B, S, H]
+    const at::Tensor logits        = model.llama->logits(hidden);    // [B, S, V]
+    const at::Tensor target_tensor = torch::tensor(flat_targets, torch::kLong).to(device);
+
+    BatchLoss out;
+    out.tokens          = (target_tensor != kIgnoreIndex).sum().item<int64_t>();
+    const at::Tensor ce = torch::nn::functional::cross_entropy(
+        logits.reshape({-1, logits.size(-1)}).to(torch::kFloat), target_tensor,
+        torch::nn::functional::CrossEntropyFuncOptions().ignore_index(kIgnoreIndex));
+
+    // Masks: the state before each [SEG] -> text_hidden_fcs -> SAM prompt -> mask decoder.
+    at::Tensor bce            = torch::zeros({}, torch::kFloat).to(device);
+    at::Tensor dice           = torch::zeros({}, torch::kFloat).to(device);
+    const at::Tensor image_pe = model.sam_prompt_encoder->get_dense_pe();
+    for (int64_t b = 0; b < num_samples; ++b) {
+        if (seg_rows[b].empty()) continue;
+        const Sample& s         = batch[b];
+        const at::Tensor rows   = torch::tensor(seg_rows[b], torch::kLong).to(device);
+        const at::Tensor states = hidden[b].index_select(0, rows); // [K, H]
+        const auto prompts =
+            model.sam_prompt_encoder->forward(model.text_projection->forward(states));
+        const auto decoded = model.sam_mask_decoder->forward(sam_embeds.narrow(0, b, 1), image_pe,
+                                                             prompts.sparse, prompts.dense);
+        // ref: model_forward — predictions post-processed to the original size, compared there.
+        MaskGeometry geometry;
+        geometry.img_size        = model.config.grounding_encoder.img_size;
+        geometry.resized_height  = sam_inputs[b].resized_h;
+        geometry.resized_width   = sam_inputs[b].resized_w;
+        geometry.original_height = s.image.height;
+        geometry.original_width  = s.image.width;
+        const at::Tensor mask_logits =
+            postprocess_masks(decoded.low_res_masks, geometry); // [K, H0, W0]
+        std::vector<at::Tensor> gt;
+        for (const Rle& m : s.masks) {
+            const std::vector<uint8_t> pixels = rle_decode(m);
+            gt.push_back(torch::from_blob(const_cast<uint8_t*>(pixels.data()), {m.height, m.width},
+                                          torch::kUInt8)
+                             .to(torch::kFloat)); // a copy
+        }
+        const at::Tensor targets_b = torch::stack(gt).to(device); // [K, H0, W0]
+        bce                        = bce + bce_sum(mask_logits, targets_b);
+        dice                       = dice + dice_sum(mask_logits, targets_b);
+        out.masks += static_cast<int64_t>(s.masks.size());
+    }
+    // ref: model_forward: bce_weight * Σ_k bce_k / (K + 1e-8), the same for dice.
+    const double denominator   = double(out.masks) + kCountEps;
+    const at::Tensor bce_mean  = bce / denominator;
+    const at::Tensor dice_mean = dice / denominator;
+    out.total = weights.ce * ce + weights.bce * bce_mean + weights.dice * dice_mean;
+    out.ce    = ce.item<double>();
+    out.bce   = bce_mean.item<double>();
+    out.dice  = dice_mean.item<double>();
+    return out;
+}
+
+} // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Recipe
+
+TrainConfig parse_train_config(const std::string& json_text, const std::string& where) {
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(json_text);
+    } catch (const std::exception& e) {
+        fail(where, ": not valid JSON: ", e.what());
+    }
+    auto section = [&](const char* key) -> const nlohmann::json& {
+        if (!j.contains(key) || !j[key].is_object())
+            fail(where, ": \"", key, "\" (an object) is required");
+        return j[key];
+    };
+    auto number = [&](const nlohmann::json& obj, const char* section_name, const char* key,
+                      double low) {
+        if (!obj.contains(key) || !obj[key].is_number())
+            fail(where, ": ", section_name, ".", key, " (a number) is required");
+        const double v = obj[key].get<double>();
+        if (!(v >= low))
+            fail(where, ": ", section_name, ".", key, " must be at least ", low, ", got ", v);
+        return v;
+    };
+    TrainConfig c;
+    c.model        = section("model");
+    c.vision_tower = section("vision_tower");
+    // Validate the widths the way loading will (messages name the recipe).
+    parse_glamm_config(c.model.dump(), where + " (model)");
+    parse_clip_vision_config(c.vision_tower.dump(), where + " (vision_tower)");
+
+    const auto& tokenizer = section("tokenizer");
+    c.tokenizer_vocab     = static_cast<int64_t>(number(tokenizer, "tokenizer", "vocab_size", 8));
+    c.tokenizer_corpus = static_cast<int64_t>(number(tokenizer, "tokenizer", "corpus_scenes", 1));
+
+    const auto& data = section("data");
+    c.data.seed      = static_cast<uint64_t>(number(data, "data", "seed", 0));
+    c.data.count     = static_cast<int64_t>(number(data, "data", "count", 1));
+    c.data.min_size  = static_cast<int64_t>(number(data, "data", "min_size", 16));
+    c.data.max_size =
+        static_cast<int64_t>(number(data, "data", "max_size", double(c.data.min_size)));
+
+    const auto& opt     = section("optimizer");
+    c.steps             = static_cast<int64_t>(number(opt, "optimizer", "steps", 1));
+    c.batch_size        = static_cast<int64_t>(number(opt, "optimizer", "batch_size", 1));
+    c.learning_rate     = number(opt, "optimizer", "learning_rate", 0);
+    c.min_learning_rate = number(opt, "optimizer", "min_learning_rate", 0);
+    c.warmup_steps      = static_cast<int64_t>(number(opt, "optimizer", "warmup_steps", 1));
+    c.weight_decay      = number(opt, "optimizer", "weight_decay", 0);
+    c.grad_clip         = number(opt, "optimizer", "grad_clip", 0);
+    c.checkpoint_every  = static_cast<int64_t>(number(j, "recipe", "checkpoint_every", 1));
+    c.log_every         = static_cast<int64_t>(number(j, "recipe", "log_every", 1));
+    c.seed              = static_cast<uint64_t>(number(j, "recipe", "seed", 0));
+    if (j.contains("loss")) {
+        const auto& l = j["loss"];
+        c.loss        = {number(l, "loss", "ce", 0), number(l, "loss", "dice", 0),
+                         number(l, "loss", "bce", 0)};
+    }
+    if (j.contains("tasks")) {
+        const auto& t = j["tasks"];
+        c.tasks       = {number(t, "tasks", "gcg", 0), number(t, "tasks", "refseg", 0),
+                         number(t, "tasks", "regcap", 0), number(t, "tasks", "caption", 0)};
+        if (c.tasks.gcg + c.tasks.refseg + c.tasks.regcap + c.tasks.caption <= 0)
+            fail(where, ": tasks: at least one weight must be positive");
+    }
+    if (j.contains("device")) c.device = j["device"].get<std::string>();
+    if (j.contains("threads")) c.threads = j["threads"].get<int>();
+    return c;
+}
+
+TrainConfig load_train_config(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) fail("cannot open the training recipe ", path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return parse_train_config(ss.str(), path);
+}
+
+std::string tokenizer_corpus(const synth::SynthOptions& data, int64_t count) {
+    std::ostringstream os;
+    os << Conversation(true).prompt() << "\n";
+    os << build_instruction(TaskPreset::GroundedCaption, "", 0, true) << "\n"
+       << build_instruction(TaskPreset::GroundedCaption, "", 0, false) << "\n"
+       << build_instruction(TaskPreset::RegionCaption, "", 1) << "\n"
+       << build_instruction(TaskPreset::ImageCaption, "") << "\n"
+       << kRefsegAnswer << "\n";
+    for (int64_t i = 0; i < count; ++i) {
+        auto [ann, image] = training_scene(data, i);
+        os << synth::strip_gcg_markup(ann.gcg_caption) << "\n" << ann.caption << "\n";
+        for (const auto& r : ann.referring)
+            os << build_instruction(TaskPreset::ReferringSegmentation, r.text) << "\n";
+        for (const auto& r : ann.regions) os << r.text << "\n";
+    }
+    return os.str();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Training loop
+
+void train(const TrainConfig& config, const std::string& out_dir, bool resume,
+           const TrainCallbacks& callbacks, int64_t max_steps) {
+    auto message = [&](const std::string& text) {
+        if (callbacks.on_message) callbacks.on_message(text);
+    };
+    const Paths paths(out_dir);
+    fs::create_directories(paths.out);
+    const nlohmann::json recipe = {
+        {"model", config.model},
+        {"vision_tower", config.vision_tower},
+        {"tokenizer_vocab", config.tokenizer_vocab},
+        {"tokenizer_corpus", config.tokenizer_corpus},
+        {"data", {config.data.seed, config.data.count, config.data.min_size, config.data.max_size}},
+        {"seed", config.seed},
+        {"steps", config.steps},
+        {"batch_size", config.batch_size}};
+    const int64_t start_checkpoint = resume ? newest_checkpoint(paths) : -1;
+    if (start_checkpoint >= 0) {
+        const nlohmann::json saved = read_json_file(paths.recipe.string());
+        if (saved != recipe)
+            fail(paths.recipe.string(), " differs from this recipe: resume with the recipe that "
+                                        "started the run, or train into a new folder");
+    } else {
+        if (fs::exists(paths.checkpoints))
+            fail(out_dir, " already holds a training run; pass --resume to continue it or choose "
+                          "another folder");
+        write_text(paths.recipe, recipe.dump(2));
+    }
+    set_threads(config.threads);
+    torch::manual_seed(config.seed);
+
+    // Tokenizer (once per run).
+    fs::create_directories(paths.glamm);
+    if (!fs::exists(paths.glamm / "tokenizer.model")) {
+        message(cat("training the tokenizer on the text of ", config.tokenizer_corpus, " scenes"));
+        train_tokenizer(config, paths.glamm, paths.out);
+    }
+
+    // The model, built the way GlammModel::load builds it.
+    auto model       = std::make_unique<GlammModel>();
+    model->model_dir = paths.glamm.string();
+    model->device    = parse_device(config.device);
+    model->dtype     = at::kFloat;
+    model->config    = parse_glamm_config(config.model.dump(), "recipe model");
+    model->clip_config =
+        parse_clip_vision_config(config.vision_tower.dump(), "recipe vision_tower");
+    // The added tokens go right after the pieces sentencepiece ended up with (its vocabulary
+    // may be smaller than asked for on a closed corpus).
+    if (!fs::exists(paths.glamm / "added_tokens.json")) {
+        write_text(paths.glamm / "added_tokens.json", "{}");
+        write_text(paths.glamm / "special_tokens_map.json", "{}");
+    }
+    write_tokenizer_files(paths.glamm, Tokenizer::load(paths.glamm.string()).sp_vocab_size());
+    model->tokenizer = Tokenizer::load(paths.glamm.string()); // now with the added tokens
+    model->config.llama.vocab_size = model->tokenizer->vocab_size();
+    const int64_t num_levels =
+        model->config.with_region ? model->config.region_encoder.num_levels : 0;
+    model->clip_selection =
+        clip_feature_selection(model->clip_config, model->config.mm_vision_select_layer, num_levels,
+                               model->config.mm_vision_select_feature);
+    model->build_components();
+    initialise(*model);
+    for (const ComponentRef& ref : model->component_refs()) ref.module->to(model->device);
+
+    std::vector<at::Tensor> params = trainable_parameters(*model);
+    torch::optim::AdamW optimizer(
+        params, torch::optim::AdamWOptions(config.learning_rate).weight_decay(config.weight_decay));
+    int64_t step = 0;
+    if (start_checkpoint >= 0) {
+        message(cat("resuming from step ", start_checkpoint));
+        load_checkpoint(*model, optimizer, checkpoint_dir(paths, start_checkpoint));
+        step = start_checkpoint;
+    }
+    int64_t params_total = 0;
+    for (const auto& p : params) params_total += p.numel();
+    message(cat("model: ", params_total, " parameters, vocabulary ", model->config.llama.vocab_size,
+                ", ", model->num_image_tokens(), " image tokens"));
+
+    std::vector<std::string> rows = read_csv_rows(paths.csv, step);
+    auto flush_logs               = [&] {
+        std::string csv = std::string(kCsvHeader) + "\n";
+        for (const auto& r : rows) csv += r + "\n";
+        write_text(paths.csv, csv);
+        write_text(paths.svg, loss_svg(rows));
+    };
+
+    set_training(*model, true);
+    int64_t skipped_in_a_row = 0;
+    const int64_t end = max_steps > 0 ? std::min(config.steps, step + max_steps) : config.steps;
+    while (step < end) {
+        if (callbacks.should_stop && callbacks.should_stop()) {
+            message("stopped");
+            break;
+        }
+        const auto t0 = std::chrono::steady_clock::now();
+        std::vector<Sample> batch;
+        for (int64_t i = 0; i < config.batch_size; ++i) {
+            std::mt19937_64 rng = sample_rng(config.seed, step, i);
+            auto [ann, image]   = training_scene(config.data, step * config.batch_size + i);
+            batch.push_back(make_sample(ann, std::move(image), draw_task(config.tasks, rng), rng));
+        }
+        const double lr = learning_rate_at(config, step);
+        for (auto& group : optimizer.param_groups())
+            static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+        optimizer.zero_grad();
+        BatchLoss loss = batch_loss(*model, batch, config.loss);
+        loss.total.backward();
+        // A step whose gradients are not finite is skipped (as a loss scaler would), a run of
+        // them ends the training with the parameters named.
+        const std::string bad = nonfinite_gradients(*model);
+        if (!bad.empty()) {
+            if (++skipped_in_a_row > kMaxSkippedSteps)
+                fail("gradients are not finite for ", skipped_in_a_row, " steps in a row at step ",
+                     step + 1, " (loss ", loss.total.item<double>(), "): ", bad);
+            message(cat("step ", step + 1, ": gradients not finite (", bad, "), step skipped"));
+            optimizer.zero_grad();
+        } else {
+            skipped_in_a_row = 0;
+            if (config.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, config.grad_clip);
+            optimizer.step();
+        }
+        ++step;
+
+        StepLog log;
+        log.step          = step;
+        log.learning_rate = lr;
+        log.loss          = loss.total.item<double>();
+        log.ce            = loss.ce;
+        log.bce           = loss.bce;
+        log.dice          = loss.dice;
+        log.masks         = loss.masks;
+        log.tokens        = loss.tokens;
+        log.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (!std::isfinite(log.loss)) fail("the loss is not finite at step ", step);
+        rows.push_back(csv_row(log));
+        if (callbacks.on_step) callbacks.on_step(log);
+        if (step % config.log_every == 0) flush_logs();
+        if (step % config.checkpoint_every == 0 || step == end) {
+            set_training(*model, false);
+            save_checkpoint(*model, optimizer, paths, step);
+            write_release(*model, config, paths);
+            set_training(*model, true);
+            message(cat("checkpoint at step ", step));
+        }
+    }
+    flush_logs();
+    set_training(*model, false);
+    write_release(*model, config, paths);
+}
+
+} // namespace glamm::train

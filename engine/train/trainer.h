@@ -1,0 +1,81 @@
+// GLaMM-Shapes training (`glamm train`): a GLaMM of small widths trained from scratch on scenes of
+// the synthetic generator (train/synth.h) with GLaMM's objective — next-token cross-entropy on
+// the answer plus per-mask sigmoid BCE and DICE on the masks of its [SEG] tokens (ref:
+// groundingLMM model/GLaMM.py GLaMMForCausalLM.model_forward / sigmoid_ce_loss / dice_loss).
+// The model is the same GlammModel the engine runs; the recipe (widths, data, schedule) is one
+// JSON file (resources/train/glamm-shapes.json, documented in docs/training.md).
+// Legend: B samples per step, S padded sequence, V vocabulary, K masks of a sample, H0×W0 image.
+#pragma once
+
+#include "train/synth.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace glamm::train {
+
+// GLaMM's loss weights (ref: groundingLMM train.py defaults ce_loss_weight, dice_loss_weight,
+// bce_loss_weight).
+struct LossWeights {
+    double ce   = 1.0;
+    double dice = 0.5;
+    double bce  = 2.0;
+};
+
+// How often each task is drawn for a sample (normalised by their sum).
+struct TaskMix {
+    double gcg = 0.4, refseg = 0.3, regcap = 0.2, caption = 0.1;
+};
+
+struct TrainConfig {
+    nlohmann::json model;         // the GLaMM config.json to write (widths, grounding_encoder…)
+    nlohmann::json vision_tower;  // the CLIP config.json to write
+    int64_t tokenizer_vocab  = 0; // sentencepiece pieces (the 7 GLaMM tokens come on top)
+    int64_t tokenizer_corpus = 0; // scenes whose text trains the tokenizer
+    synth::SynthOptions data;     // training scenes: seed, count (indices wrap), sizes
+    uint64_t seed = 0;            // initialisation and task draws
+    int64_t steps = 0, batch_size = 0;
+    double learning_rate = 0, min_learning_rate = 0, weight_decay = 0, grad_clip = 0;
+    int64_t warmup_steps     = 0;
+    int64_t checkpoint_every = 0, log_every = 0;
+    LossWeights loss;
+    TaskMix tasks;
+    std::string device = "cpu";
+    int threads        = 0; // 0: all cores
+};
+
+// Reads and checks a recipe (messages name the file and key).
+TrainConfig load_train_config(const std::string& path);
+TrainConfig parse_train_config(const std::string& json_text, const std::string& where);
+
+// One logged step (also a CSV row of OUT/loss.csv).
+struct StepLog {
+    int64_t step         = 0;
+    double learning_rate = 0, loss = 0, ce = 0, bce = 0, dice = 0;
+    int64_t masks = 0, tokens = 0;
+    double seconds = 0; // wall time of the step
+};
+
+struct TrainCallbacks {
+    std::function<void(const StepLog&)> on_step;        // every step
+    std::function<void(const std::string&)> on_message; // stage messages
+    std::function<bool()> should_stop;                  // checked between steps
+};
+
+// Trains into OUT: OUT/glamm + OUT/clip (the release layout GlammModel::load reads, written at
+// every checkpoint and at the end), OUT/checkpoints/step-N (weights + optimiser state),
+// OUT/loss.csv and OUT/loss.svg. Resumes from the newest checkpoint in OUT when `resume` (same
+// recipe: the recipe is copied to OUT/recipe.json and compared). Deterministic for a given recipe
+// and thread count: scene i of a step is drawn from (seed, step, i). `max_steps` > 0 stops early
+// (tests).
+void train(const TrainConfig& config, const std::string& out_dir, bool resume,
+           const TrainCallbacks& callbacks = {}, int64_t max_steps = 0);
+
+// The text the tokenizer is trained on: every instruction and answer the trainer can produce for
+// scenes [0, count) of `data`, one per line.
+std::string tokenizer_corpus(const synth::SynthOptions& data, int64_t count);
+
+} // namespace glamm::train
