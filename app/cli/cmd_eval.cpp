@@ -6,6 +6,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "eval/benchmark.h"
+#include "eval/bert.h"
 #include "eval/datasets.h"
 #include "model/eval_run.h"
 
@@ -39,12 +40,15 @@ eval::MeteorOptions meteor_options(const Args& args) {
 
 nlohmann::json score(const std::string& task, const std::vector<nlohmann::json>& gt,
                      const std::vector<eval::Prediction>& predictions, const Args& args) {
-    if (args.has("text-model"))
-        throw UsageError("--text-model (BERT phrase similarity) is not implemented yet; leave it "
-                         "out to use the lexical similarity");
     const eval::MeteorOptions meteor = meteor_options(args);
-    if (task == "gcg")
+    if (task == "gcg") {
+        // evaluate.py's phrase similarity when a bert-base-uncased folder is given.
+        if (args.has("text-model"))
+            return eval::score_gcg(gt, predictions,
+                                   eval::make_bert_similarity(args.require("text-model")),
+                                   "bert (" + args.require("text-model") + ")", meteor);
         return eval::score_gcg(gt, predictions, eval::lexical_similarity, "lexical", meteor);
+    }
     if (task == "regcap") return eval::score_regcap(gt, predictions, meteor);
     return eval::score_refseg(gt, predictions);
 }
@@ -212,7 +216,11 @@ std::string usage() {
            "  --java PATH           the java executable (default: java on PATH)\n"
            "  --json                print the JSON object instead of the table\n"
            "  score --out FILE      also write the JSON there\n\n"
-           "gcg: AP50, AP, mIoU, recall (phrase similarity \"lexical\": bag-of-words cosine),\n"
+           "  --text-model DIR      gcg: a bert-base-uncased folder (config.json, vocab.txt,\n"
+           "                        pytorch_model.bin or model.safetensors): recall with\n"
+           "                        evaluate.py's BERT phrase similarity\n\n"
+           "gcg: AP50, AP, mIoU, recall (phrase similarity BERT with --text-model, else\n"
+           "\"lexical\": bag-of-words cosine, reported as such),\n"
            "BLEU1-4, ROUGE_L, CIDEr, METEOR (null with a reason when the jar or Java is missing).\n"
            "regcap: the caption metrics. refseg: cIoU and gIoU.\n"
            "score --gt/--pred formats (eval/gcg/infer.py outputs, our result.json folders, COCO\n"

@@ -27,6 +27,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Bytes read from the child's pipe per read() (one page).
+constexpr size_t kPipeReadBytes = 1 << 12;
+
 // The jar's command line after the java executable (meteor.py's meteor_cmd).
 const std::vector<std::string> kMeteorArgs = {"-", "-", "-stdio", "-l", "en", "-norm"};
 constexpr const char* kJavaHeap            = "-Xmx2G";
@@ -143,7 +146,7 @@ public:
             const int r = ::poll(&p, 1, timeout_ms_);
             if (r < 0 && errno == EINTR) continue;
             if (r == 0) fail("no answer within ", timeout_ms_ / 1000, " s");
-            char chunk[4096];
+            char chunk[kPipeReadBytes];
             const ssize_t n = ::read(from_child_, chunk, sizeof chunk);
             if (n < 0 && errno == EINTR) continue;
             if (n <= 0) fail("the process closed its output", exit_note(true));

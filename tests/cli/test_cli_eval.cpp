@@ -1,11 +1,13 @@
 // `glamm eval score gcg` end to end on a hand-made GranD-f-style set (tests/data/eval): two
 // images, 1x10 masks, one official infer.py prediction file and one result.json folder.
+#include "eval/bert.h"
 #include "support/test_support.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <cstdio>
 
 namespace {
 std::string eval_command(const std::string& args) {
@@ -52,4 +54,38 @@ TEST(CliEval, ScoresHandMadeGcgSet) {
     EXPECT_NE(table.out.find("AP50"), std::string::npos);
     EXPECT_NE(table.out.find("CIDEr"), std::string::npos);
     EXPECT_EQ(glamm::test::run_command(eval_command("nope --gt x --pred y")).exit_code, 2);
+}
+
+// The same set with --text-model: recall uses evaluate.py's BERT phrase similarity (the tiny
+// random-weight BERT of tests/data/bert-tiny). The greedy walk is the one worked out above: img1
+// (g1,p1) "A dog"/"a dog" is a hit (same uncased tokens: similarity 1); then (g2,p2) with IoU .5
+// counts iff sim("a cat", "the bird") >= .5, else the image stops; img2 (g3,p3) counts iff
+// sim("A red car", "a blue car") >= .5. The similarities come from the engine's BERT (checked
+// against its Python reference by golden_bert), so this checks the CLI's wiring and the walk.
+TEST(CliEval, TextModelUsesBertSimilarity) {
+    const std::string data = glamm::test::data_path("eval");
+    const std::string bert = glamm::test::data_path("bert-tiny");
+    auto r = glamm::test::run_command(eval_command("gcg --gt " + data + "/gcg_gt.json --pred " +
+                                                   data + "/gcg_pred --json --text-model " + bert));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j.at("text_similarity"), "bert (" + bert + ")");
+
+    auto similarity = glamm::eval::BertTextSimilarity::load(bert);
+    EXPECT_NEAR(similarity->similarity("A dog", "a dog"), 1.0, 1e-6);
+    const double cat_bird = similarity->similarity("a cat", "the bird");
+    const double red_blue = similarity->similarity("A red car", "a blue car");
+    std::printf("bert-tiny similarities: cat/bird %.4f, red car/blue car %.4f\n", cat_bird,
+                red_blue);
+    const double expected = (1.0 + (cat_bird >= 0.5) + (red_blue >= 0.5)) / 3.0;
+    EXPECT_NEAR(j.at("recall").get<double>(), expected, 1e-15);
+    // Masks and captions do not depend on the phrase similarity.
+    EXPECT_NEAR(j.at("mIoU").get<double>(), 0.875, 1e-15);
+    EXPECT_NEAR(j.at("AP50").get<double>(), 1.0, 1e-12);
+
+    // A folder that is not a BERT model is an error that says what is expected.
+    auto bad = glamm::test::run_command(eval_command("gcg --gt " + data + "/gcg_gt.json --pred " +
+                                                     data + "/gcg_pred --text-model " + data));
+    EXPECT_EQ(bad.exit_code, 1);
+    EXPECT_NE(bad.err.find("bert-base-uncased"), std::string::npos) << bad.err;
 }
