@@ -3,6 +3,7 @@
 // public API for demos, docs and tests.
 #include "ui/image_canvas.h"
 #include "ui/main_window.h"
+#include "session.h"
 #include "ui/phrase_list_model.h"
 #include "ui/session_worker.h"
 #include "ui/settings_dialog.h"
@@ -104,6 +105,9 @@ int main(int argc, char** argv) {
 
     ModelSettings settings = SettingsDialog::load();
     if (parser.isSet(modelOption)) settings.modelDir = parser.value(modelOption);
+    // No model configured yet: the bundled GLaMM-Shapes model, so a first launch works.
+    if (settings.modelDir.isEmpty())
+        settings.modelDir = QString::fromStdString(glamm::default_model_dir());
     if (parser.isSet(visionOption)) settings.visionTowerDir = parser.value(visionOption);
     const bool scripted = parser.isSet(promptOption) || parser.isSet(answerOption) ||
                           parser.isSet(screenshotOption) || parser.isSet(quitOption);

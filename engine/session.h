@@ -43,6 +43,12 @@ struct ModelOptions {
     std::function<void(const std::string& stage, double fraction)> on_progress;
 };
 
+// The model that ships with GLaMM Studio (GLaMM-Shapes, resources/models/glamm-shapes): the GLaMM
+// folder of the first that exists of $GLAMM_DEFAULT_MODEL, <exe>/../share/glamm-studio/models/
+// glamm-shapes/glamm (installed), the source tree's resources/models/glamm-shapes/glamm (build
+// tree). Empty when none exists. Its vision tower is found through its config.json.
+std::string default_model_dir();
+
 // The loaded model: weights, tokenizer, configs. Immutable; share it with std::shared_ptr.
 class Model {
 public:

@@ -12,7 +12,8 @@ const std::vector<std::string>& model_option_names() {
 }
 
 const char* model_options_help() {
-    return "  --model DIR          GLaMM release folder (config.json, tokenizer, weights)\n"
+    return "  --model DIR          GLaMM release folder (config.json, tokenizer, weights);\n"
+           "                       default: the bundled GLaMM-Shapes model\n"
            "  --vision-tower DIR   CLIP ViT-L/14-336 folder (default: mm_vision_tower of config.json,\n"
            "                       relative to the model folder)\n"
            "  --device D           cpu (default), cuda, cuda:N\n"
@@ -22,7 +23,9 @@ const char* model_options_help() {
 
 ModelOptions model_options_from(const Args& args, const std::string& model_dir) {
     ModelOptions options;
-    options.model_dir        = model_dir.empty() ? args.require("model") : model_dir;
+    options.model_dir = model_dir.empty() ? args.get_or("model", default_model_dir()) : model_dir;
+    if (options.model_dir.empty())
+        throw UsageError("--model DIR is required (no bundled model was found either)");
     options.vision_tower_dir = args.get_or("vision-tower", "");
     options.device           = args.get_or("device", "cpu");
     options.dtype            = args.get_or("dtype", "f32");
