@@ -1,9 +1,9 @@
 // glamm-studio: composes the main window and runs the Qt event loop. The scriptable start
 // (--model … --image … --prompt … --answer … --screenshot … --quit) drives the window through its
 // public API for demos, docs and tests.
+#include "session.h"
 #include "ui/image_canvas.h"
 #include "ui/main_window.h"
-#include "session.h"
 #include "ui/phrase_list_model.h"
 #include "ui/session_worker.h"
 #include "ui/settings_dialog.h"

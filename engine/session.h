@@ -91,25 +91,25 @@ struct GenerationSettings {
 
 struct Request {
     Task task = Task::Chat;
-    std::string text;          // the user's words; for Task::ReferringSegmentation the expression
-    std::vector<Box> boxes;    // one per <bbox> token, in order
+    std::string text;       // the user's words; for Task::ReferringSegmentation the expression
+    std::vector<Box> boxes; // one per <bbox> token, in order
     GenerationSettings generation;
-    bool keep_logits = false;  // also return mask logits
+    bool keep_logits = false; // also return mask logits
 };
 
 // One mask at the original image size.
 struct Mask {
     int64_t height = 0, width = 0;
-    std::vector<uint8_t> data;  // [height, width] row-major, 0/1
-    std::vector<float> logits;  // [height, width] when Request::keep_logits
-    float score = 0.0f;         // SAM's predicted IoU
+    std::vector<uint8_t> data; // [height, width] row-major, 0/1
+    std::vector<float> logits; // [height, width] when Request::keep_logits
+    float score = 0.0f;        // SAM's predicted IoU
 };
 
 // A grounded phrase: a character range of GroundedAnswer::text and the mask it refers to.
 struct Phrase {
     std::string text;
     size_t begin = 0, end = 0; // byte offsets into GroundedAnswer::text, [begin, end)
-    int mask     = -1;         // index into GroundedAnswer::masks, -1 when it has no [SEG]
+    int mask = -1;             // index into GroundedAnswer::masks, -1 when it has no [SEG]
 };
 
 // Wall-clock milliseconds per stage of the last call.
@@ -120,8 +120,8 @@ struct Timings {
 };
 
 struct GroundedAnswer {
-    std::string text;      // markup removed
-    std::string raw_text;  // as decoded, with <p> </p> [SEG]
+    std::string text;     // markup removed
+    std::string raw_text; // as decoded, with <p> </p> [SEG]
     std::vector<Phrase> phrases;
     std::vector<Mask> masks;
     std::vector<Box> boxes;
@@ -131,17 +131,17 @@ struct GroundedAnswer {
 
 // Engine callbacks (plain functions; the UI adapts them to signals). All optional.
 struct Callbacks {
-    std::function<void(const std::string& delta)> on_token;          // text as it is generated
-    std::function<void(int index, const Mask& mask)> on_mask;        // as soon as its [SEG] appears
+    std::function<void(const std::string& delta)> on_token;   // text as it is generated
+    std::function<void(int index, const Mask& mask)> on_mask; // as soon as its [SEG] appears
     std::function<void(const std::string& stage, double fraction)> on_progress;
-    std::function<bool()> should_abort;                              // polled between tokens
+    std::function<bool()> should_abort; // polled between tokens
 };
 
 class Session {
 public:
     explicit Session(std::shared_ptr<const Model> model);
     ~Session();
-    Session(const Session&) = delete;
+    Session(const Session&)            = delete;
     Session& operator=(const Session&) = delete;
 
     // Encodes the image with CLIP and the SAM image encoder (once per image) and starts a new

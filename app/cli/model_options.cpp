@@ -7,14 +7,16 @@
 namespace glamm::cli {
 
 const std::vector<std::string>& model_option_names() {
-    static const std::vector<std::string> names = {"model", "vision-tower", "device", "dtype", "threads"};
+    static const std::vector<std::string> names = {"model", "vision-tower", "device", "dtype",
+                                                   "threads"};
     return names;
 }
 
 const char* model_options_help() {
     return "  --model DIR          GLaMM release folder (config.json, tokenizer, weights);\n"
            "                       default: the bundled GLaMM-Shapes model\n"
-           "  --vision-tower DIR   CLIP ViT-L/14-336 folder (default: mm_vision_tower of config.json,\n"
+           "  --vision-tower DIR   CLIP ViT-L/14-336 folder (default: mm_vision_tower of "
+           "config.json,\n"
            "                       relative to the model folder)\n"
            "  --device D           cpu (default), cuda, cuda:N\n"
            "  --dtype T            f32 (default), bf16, f16\n"
@@ -32,7 +34,8 @@ ModelOptions model_options_from(const Args& args, const std::string& model_dir) 
     options.threads          = static_cast<int>(args.get_int("threads", 0));
     if (isatty(STDERR_FILENO)) {
         options.on_progress = [](const std::string& stage, double fraction) {
-            std::fprintf(stderr, "\r\033[K[%3d%%] %s", static_cast<int>(fraction * 100), stage.c_str());
+            std::fprintf(stderr, "\r\033[K[%3d%%] %s", static_cast<int>(fraction * 100),
+                         stage.c_str());
             if (fraction >= 1.0) std::fprintf(stderr, "\r\033[K");
             std::fflush(stderr);
         };

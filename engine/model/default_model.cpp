@@ -22,7 +22,8 @@ bool is_model_folder(const fs::path& dir) {
 
 std::string default_model_dir() {
     std::vector<fs::path> candidates;
-    if (const char* env = std::getenv("GLAMM_DEFAULT_MODEL"); env && *env) candidates.emplace_back(env);
+    if (const char* env = std::getenv("GLAMM_DEFAULT_MODEL"); env && *env)
+        candidates.emplace_back(env);
     std::error_code ec;
     const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
     if (!ec)
