@@ -312,11 +312,37 @@ bool is_weight_file(const fs::path& file) {
            name == "pytorch_model.bin.index.json";
 }
 
-// Bytes one tensor takes when written contiguous.
-uint64_t contiguous_bytes(const StoredTensor& t) {
-    uint64_t n = dtype_size(t.dtype);
+bool is_floating(DType d) {
+    return d == DType::F64 || d == DType::F32 || d == DType::F16 || d == DType::BF16;
+}
+
+// The dtype a tensor is written in.
+DType output_dtype(const StoredTensor& t, const ConvertOptions& options) {
+    return options.float_dtype && is_floating(t.dtype) ? *options.float_dtype : t.dtype;
+}
+
+// Bytes one tensor takes when written contiguous in `dtype`.
+uint64_t contiguous_bytes(const StoredTensor& t, DType dtype) {
+    uint64_t n = dtype_size(dtype);
     for (int64_t d : t.shape) n *= static_cast<uint64_t>(d);
     return n;
+}
+uint64_t contiguous_bytes(const StoredTensor& t) {
+    return contiguous_bytes(t, t.dtype);
+}
+
+// HF's config.json name of a dtype.
+const char* torch_dtype_name(DType d) {
+    switch (d) {
+    case DType::F64:
+        return "float64";
+    case DType::F16:
+        return "float16";
+    case DType::BF16:
+        return "bfloat16";
+    default:
+        return "float32";
+    }
 }
 
 } // namespace
@@ -342,7 +368,8 @@ void convert_checkpoint(const Checkpoint& checkpoint, const std::string& out_dir
     std::vector<std::vector<std::string>> shards;
     uint64_t shard_bytes = 0, total_bytes = 0;
     for (const auto& name : names) {
-        const uint64_t bytes = contiguous_bytes(checkpoint.stored(name));
+        const StoredTensor& stored = checkpoint.stored(name);
+        const uint64_t bytes       = contiguous_bytes(stored, output_dtype(stored, options));
         if (shards.empty() || (shard_bytes > 0 && shard_bytes + bytes > options.max_shard_bytes)) {
             shards.emplace_back();
             shard_bytes = 0;
@@ -366,15 +393,19 @@ void convert_checkpoint(const Checkpoint& checkpoint, const std::string& out_dir
         std::vector<std::string> order = shards[s];
         std::stable_sort(order.begin(), order.end(),
                          [&](const std::string& a, const std::string& b) {
-                             return dtype_size(checkpoint.stored(a).dtype) >
-                                    dtype_size(checkpoint.stored(b).dtype);
+                             return dtype_size(output_dtype(checkpoint.stored(a), options)) >
+                                    dtype_size(output_dtype(checkpoint.stored(b), options));
                          });
         std::vector<at::Tensor> keep; // contiguous copies of strided views, alive until written
         std::vector<TensorBlob> blobs;
         for (const auto& name : order) {
             const StoredTensor& t = checkpoint.stored(name);
-            TensorBlob blob{name, t.dtype, t.shape, nullptr, contiguous_bytes(t)};
-            if (t.strides.empty()) {
+            const DType dtype     = output_dtype(t, options);
+            TensorBlob blob{name, dtype, t.shape, nullptr, contiguous_bytes(t, dtype)};
+            if (dtype != t.dtype) {
+                keep.push_back(checkpoint.tensor(name).to(to_scalar_type(dtype)).contiguous());
+                blob.data = keep.back().data_ptr();
+            } else if (t.strides.empty()) {
                 if (blob.nbytes > t.storage_bytes)
                     fail(t.file->path(), ": tensor \"", name, "\" needs ", blob.nbytes,
                          " bytes but its storage holds ", t.storage_bytes);
@@ -402,8 +433,16 @@ void convert_checkpoint(const Checkpoint& checkpoint, const std::string& out_dir
     if (from_folder) {
         for (const auto& entry : fs::directory_iterator(source)) {
             if (!entry.is_regular_file() || is_weight_file(entry.path())) continue;
-            write_file_atomic((out / entry.path().filename()).string(),
-                              read_file(entry.path().string()));
+            std::string text = read_file(entry.path().string());
+            if (options.float_dtype && entry.path().filename() == "config.json") {
+                auto config =
+                    nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
+                if (config.is_object() && config.contains("torch_dtype")) {
+                    config["torch_dtype"] = torch_dtype_name(*options.float_dtype);
+                    text                  = config.dump(2) + "\n";
+                }
+            }
+            write_file_atomic((out / entry.path().filename()).string(), text);
         }
     }
 }

@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -74,6 +75,9 @@ struct ConvertOptions {
     uint64_t max_shard_bytes = 2ull << 30;
     // Called after each shard is written: (file name, shards done, shard count).
     std::function<void(const std::string&, size_t, size_t)> progress;
+    // When set, floating-point tensors (F64, F32, F16, BF16) are written in this dtype (rounded
+    // to nearest) and config.json's "torch_dtype" says so; other tensors keep theirs.
+    std::optional<DType> float_dtype;
 };
 
 // Writes every tensor of `checkpoint` to `out_dir` as safetensors with the same names and dtypes

@@ -405,3 +405,30 @@ TEST(Checkpoint, GoldenTinyRelease) {
     EXPECT_EQ(head.scalar_type(), torch::kBFloat16);
     EXPECT_TRUE(head.isfinite().all().item<bool>());
 }
+
+// --dtype: floating tensors rounded to the target (mixed bf16/fp32 release -> f16), integer
+// tensors untouched, config.json's torch_dtype rewritten when present.
+TEST(Checkpoint, ConvertToAnotherFloatDtype) {
+    const std::string dir = test::make_temp_dir("convert-dtype");
+    Checkpoint bin        = Checkpoint::open(release_dir());
+    ConvertOptions options;
+    options.float_dtype = DType::F16;
+    convert_checkpoint(bin, dir + "/out", options);
+    Checkpoint converted = Checkpoint::open(dir + "/out");
+    ASSERT_EQ(converted.names(), bin.names());
+    int floating = 0;
+    for (const auto& name : bin.names()) {
+        const at::Tensor source = bin.tensor(name), result = converted.tensor(name);
+        if (at::isFloatingType(source.scalar_type())) {
+            ++floating;
+            EXPECT_EQ(converted.stored(name).dtype, DType::F16) << name;
+            EXPECT_TRUE(torch::equal(result, source.to(at::kHalf))) << name;
+        } else {
+            EXPECT_EQ(converted.stored(name).dtype, bin.stored(name).dtype) << name;
+            EXPECT_TRUE(torch::equal(result, source)) << name;
+        }
+    }
+    EXPECT_GT(floating, 0);
+    // The source release says bfloat16.
+    EXPECT_EQ(nlohmann::json::parse(read_file(dir + "/out/config.json"))["torch_dtype"], "float16");
+}
