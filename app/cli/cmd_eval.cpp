@@ -9,12 +9,14 @@
 #include "eval/bert.h"
 #include "eval/datasets.h"
 #include "model/eval_run.h"
+#include "train/synth.h"
 
 #include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 
 namespace glamm::cli {
@@ -38,6 +40,33 @@ eval::MeteorOptions meteor_options(const Args& args) {
     return m;
 }
 
+// GLaMM-Shapes ground truth (`glamm synth` regcap.json): the share of regions whose predicted
+// caption names the generated object's colour and shape (issue 7's region-caption criterion).
+// Added only when every ground-truth caption names a generator colour and shape.
+void add_colour_shape_accuracy(const std::vector<nlohmann::json>& gt,
+                               const std::vector<eval::Prediction>& predictions,
+                               nlohmann::json& scores) {
+    std::map<std::string, std::string> predicted;
+    for (const auto& p : predictions) predicted[p.image_id] = p.caption;
+    int64_t regions = 0, right = 0;
+    for (const auto& doc : gt)
+        for (const auto& a : doc.value("annotations", nlohmann::json::array())) {
+            if (!a.contains("caption") || !a.contains("image_id")) continue;
+            const std::string id =
+                a["image_id"].is_string() ? a["image_id"].get<std::string>() : a["image_id"].dump();
+            const auto it = predicted.find(id);
+            if (it == predicted.end()) continue;
+            const auto ok =
+                synth::names_colour_and_shape(a["caption"].get<std::string>(), it->second);
+            if (!ok) return; // not a GLaMM-Shapes ground truth
+            ++regions;
+            right += *ok;
+        }
+    if (regions == 0) return;
+    scores["colour_shape_accuracy"] = double(right) / double(regions);
+    scores["colour_shape_regions"]  = regions;
+}
+
 nlohmann::json score(const std::string& task, const std::vector<nlohmann::json>& gt,
                      const std::vector<eval::Prediction>& predictions, const Args& args) {
     const eval::MeteorOptions meteor = meteor_options(args);
@@ -49,7 +78,11 @@ nlohmann::json score(const std::string& task, const std::vector<nlohmann::json>&
                                    "bert (" + args.require("text-model") + ")", meteor);
         return eval::score_gcg(gt, predictions, eval::lexical_similarity, "lexical", meteor);
     }
-    if (task == "regcap") return eval::score_regcap(gt, predictions, meteor);
+    if (task == "regcap") {
+        nlohmann::json scores = eval::score_regcap(gt, predictions, meteor);
+        add_colour_shape_accuracy(gt, predictions, scores);
+        return scores;
+    }
     return eval::score_refseg(gt, predictions);
 }
 

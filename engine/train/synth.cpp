@@ -6,6 +6,7 @@
 #include "io/image_file.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -673,6 +674,34 @@ SynthSummary write_synth_dataset(const SynthOptions& options, const std::string&
     manifest["files"]     = {"images/", "annotations.json", "refseg.json", "regcap.json"};
     write("manifest.json", manifest);
     return sum;
+}
+
+std::optional<bool> names_colour_and_shape(const std::string& truth,
+                                           const std::string& prediction) {
+    auto words = [](const std::string& text) {
+        std::vector<std::string> out;
+        std::string word;
+        for (const char c : text + " ") {
+            if (std::isalpha(static_cast<unsigned char>(c))) {
+                word += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+            } else if (!word.empty()) {
+                out.push_back(word);
+                word.clear();
+            }
+        }
+        return out;
+    };
+    const std::vector<std::string> t = words(truth), p = words(prediction);
+    auto has = [](const std::vector<std::string>& v, const std::string& w) {
+        return std::find(v.begin(), v.end(), w) != v.end();
+    };
+    std::string colour, shape;
+    for (const auto& c : named_colours())
+        if (has(t, c.name)) colour = c.name;
+    for (int i = 0; i < kShapeCount; ++i)
+        if (has(t, shape_name(static_cast<Shape>(i)))) shape = shape_name(static_cast<Shape>(i));
+    if (colour.empty() || shape.empty()) return std::nullopt;
+    return has(p, colour) && has(p, shape);
 }
 
 } // namespace glamm::synth

@@ -12,6 +12,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,7 +31,7 @@ struct SynthOptions {
     uint64_t seed    = 0;
     int64_t count    = 1;
     int64_t min_size = kDefaultMinSide; // shorter image side at least this
-    int64_t max_size = 640; // longer image side at most this
+    int64_t max_size = 640;             // longer image side at most this
 };
 
 // Scene `index` of the dataset with `options.seed`: deterministic in (seed, index, sizes).
@@ -102,6 +103,11 @@ std::string strip_gcg_markup(const std::string& markup);
 // The per-scene JSON record written under "scenes" in annotations.json.
 nlohmann::json scene_to_json(const SceneAnnotation& a, const std::string& image_id,
                              const std::string& file_name);
+
+// The GLaMM-Shapes region-caption check (issue 7: "names the right colour and shape"): whether
+// `prediction` contains, as whole words, the colour and the shape that the generated description
+// `truth` names. nullopt when `truth` names no generator colour or no shape.
+std::optional<bool> names_colour_and_shape(const std::string& truth, const std::string& prediction);
 
 struct SynthSummary {
     int64_t images = 0, objects = 0, phrases = 0, referring = 0, regions = 0;

@@ -333,3 +333,17 @@ TEST(Synth, DatasetFilesAreConsistent) {
     EXPECT_EQ(man.at("seed"), 2);
     EXPECT_EQ(man.at("version"), kGeneratorVersion);
 }
+
+// The region-caption criterion of issue 7, on hand-made captions.
+TEST(Synth, NamesColourAndShape) {
+    using glamm::synth::names_colour_and_shape;
+    EXPECT_EQ(names_colour_and_shape("a large striped red star", "a red star"), true);
+    EXPECT_EQ(names_colour_and_shape("a large striped red star", "A small RED star."), true);
+    EXPECT_EQ(names_colour_and_shape("a red star", "a blue star"), false);
+    EXPECT_EQ(names_colour_and_shape("a red star", "a red circle"), false);
+    // Whole words only: "starry" does not name a star, "reddish" not red.
+    EXPECT_EQ(names_colour_and_shape("a red star", "a starry reddish thing"), false);
+    // A truth without a generator colour or shape is not judged.
+    EXPECT_EQ(names_colour_and_shape("a large thing", "a red star"), std::nullopt);
+    EXPECT_EQ(names_colour_and_shape("a red object", "a red star"), std::nullopt);
+}
