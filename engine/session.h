@@ -116,6 +116,7 @@ struct Phrase {
 struct Timings {
     double preprocess_ms = 0, clip_ms = 0, sam_encoder_ms = 0, region_ms = 0, prefill_ms = 0,
            decode_ms = 0, mask_decoder_ms = 0, postprocess_ms = 0, total_ms = 0;
+    double embedding_cache_ms = 0; // the image's encodings read from the embedding cache
     int64_t prompt_tokens = 0, generated_tokens = 0;
 };
 
@@ -158,6 +159,11 @@ public:
                          const Callbacks& callbacks = {});
     // Forgets the conversation (keeps the image).
     void reset();
+    // An on-disk cache of image encodings (empty: none, the default). set_image() then reads an
+    // image's CLIP and SAM encodings from DIR when this model encoded the same pixels before, and
+    // writes them there otherwise. Failing to write an entry (full disk, read-only folder) does
+    // not fail set_image(); a damaged entry is re-encoded.
+    void set_embedding_cache(const std::string& dir);
 
 private:
     std::shared_ptr<const Model> model_;

@@ -14,7 +14,9 @@ namespace glamm::cli {
 namespace {
 
 std::atomic<bool> g_interrupted{false};
-void on_sigint(int) { g_interrupted = true; }
+void on_sigint(int) {
+    g_interrupted = true;
+}
 
 const char* kTaskOptionsHelp =
     "  --image IMG           the image (PNG, JPEG, ...)\n"
@@ -27,12 +29,13 @@ const char* kTaskOptionsHelp =
     "  --seed S              sampling seed\n"
     "  --out DIR             write result.json, overlay.png, mask_NNN.png (default: glamm-out)\n"
     "  --labelme             also write labelme.json\n"
-    "  --timings             print the time of each stage\n";
+    "  --timings             print the time of each stage\n"
+    "  --embedding-cache DIR keep the image's CLIP/SAM encodings in DIR and reuse them\n";
 
 int run_task(Task task, const std::vector<std::string>& argv) {
     auto known = model_option_names();
     known.insert(known.end(), {"image", "box", "prompt", "answer", "max-new-tokens", "temperature",
-                               "top-p", "seed", "out"});
+                               "top-p", "seed", "out", "embedding-cache"});
     Args args(argv, {"labelme", "timings"}, known);
     Request request;
     request.task = task;
@@ -50,11 +53,12 @@ int run_task(Task task, const std::vector<std::string>& argv) {
     const Image image = load_image(image_path);
     auto model        = Model::load(model_options_from(args));
     Session session(model);
+    session.set_embedding_cache(args.get_or("embedding-cache", ""));
     session.set_image(image);
 
     std::signal(SIGINT, on_sigint);
     Callbacks callbacks;
-    callbacks.on_token     = [](const std::string& delta) {
+    callbacks.on_token = [](const std::string& delta) {
         std::fwrite(delta.data(), 1, delta.size(), stdout);
         std::fflush(stdout);
     };
@@ -67,21 +71,21 @@ int run_task(Task task, const std::vector<std::string>& argv) {
         answer = session.ask(request, callbacks);
     }
     std::printf("\n");
-    for (const auto& p : answer.phrases)
-        std::printf("  [%s] -> mask %d\n", p.text.c_str(), p.mask);
+    for (const auto& p : answer.phrases) std::printf("  [%s] -> mask %d\n", p.text.c_str(), p.mask);
     write_result(out_dir, image, answer, model->model_dir(), image_path, args.has("labelme"));
     std::fprintf(stderr, "wrote %s/result.json, overlay.png and %zu mask(s)%s\n", out_dir.c_str(),
                  answer.masks.size(), answer.cancelled ? " (cancelled: partial answer)" : "");
     if (args.has("timings")) {
         const Timings& t = answer.timings;
-        std::printf("preprocess %.1f ms, clip %.1f ms, sam encoder %.1f ms, region %.1f ms,\n"
-                    "prefill %.1f ms (%lld positions), decode %.1f ms (%lld tokens, %.1f ms/token),\n"
-                    "mask decoder %.1f ms, postprocess %.1f ms, total %.1f ms\n",
-                    t.preprocess_ms, t.clip_ms, t.sam_encoder_ms, t.region_ms, t.prefill_ms,
-                    static_cast<long long>(t.prompt_tokens), t.decode_ms,
-                    static_cast<long long>(t.generated_tokens),
-                    t.generated_tokens > 1 ? t.decode_ms / double(t.generated_tokens - 1) : 0.0,
-                    t.mask_decoder_ms, t.postprocess_ms, t.total_ms);
+        std::printf(
+            "preprocess %.1f ms, clip %.1f ms, sam encoder %.1f ms, region %.1f ms,\n"
+            "prefill %.1f ms (%lld positions), decode %.1f ms (%lld tokens, %.1f ms/token),\n"
+            "mask decoder %.1f ms, postprocess %.1f ms, total %.1f ms, embedding cache %.1f ms\n",
+            t.preprocess_ms, t.clip_ms, t.sam_encoder_ms, t.region_ms, t.prefill_ms,
+            static_cast<long long>(t.prompt_tokens), t.decode_ms,
+            static_cast<long long>(t.generated_tokens),
+            t.generated_tokens > 1 ? t.decode_ms / double(t.generated_tokens - 1) : 0.0,
+            t.mask_decoder_ms, t.postprocess_ms, t.total_ms, t.embedding_cache_ms);
     }
     return answer.cancelled ? kExitCancelled : kExitOk;
 }
@@ -99,14 +103,14 @@ const Registrar segment{Command{
     "segment", "referring segmentation: \"segment EXPRESSION\"",
     usage("segment", "Referring segmentation; --prompt is the expression (\"the red car\")."),
     [](const std::vector<std::string>& a) { return run_task(Task::ReferringSegmentation, a); }}};
-const Registrar region{Command{
-    "region", "describe the regions given with --box",
-    usage("region", "Region captioning: each --box becomes a <bbox> token in order."),
-    [](const std::vector<std::string>& a) { return run_task(Task::RegionCaption, a); }}};
-const Registrar caption{Command{
-    "caption", "a plain image description",
-    usage("caption", "Image captioning with the reference instruction (or --prompt)."),
-    [](const std::vector<std::string>& a) { return run_task(Task::ImageCaption, a); }}};
+const Registrar region{
+    Command{"region", "describe the regions given with --box",
+            usage("region", "Region captioning: each --box becomes a <bbox> token in order."),
+            [](const std::vector<std::string>& a) { return run_task(Task::RegionCaption, a); }}};
+const Registrar caption{
+    Command{"caption", "a plain image description",
+            usage("caption", "Image captioning with the reference instruction (or --prompt)."),
+            [](const std::vector<std::string>& a) { return run_task(Task::ImageCaption, a); }}};
 
 } // namespace
 } // namespace glamm::cli

@@ -30,23 +30,31 @@ std::string result_json(const GroundedAnswer& answer, const std::string& model_n
     j["raw_text"] = answer.raw_text;
     j["phrases"]  = nlohmann::json::array();
     for (const auto& p : answer.phrases)
-        j["phrases"].push_back({{"text", p.text}, {"begin", p.begin}, {"end", p.end}, {"mask", p.mask}});
+        j["phrases"].push_back(
+            {{"text", p.text}, {"begin", p.begin}, {"end", p.end}, {"mask", p.mask}});
     j["masks"] = nlohmann::json::array();
     for (const auto& m : answer.masks) {
         const Rle rle = rle_encode(m.data.data(), m.height, m.width);
-        j["masks"].push_back({{"size", {m.height, m.width}}, {"counts", rle_to_string(rle)}, {"score", m.score}});
+        j["masks"].push_back(
+            {{"size", {m.height, m.width}}, {"counts", rle_to_string(rle)}, {"score", m.score}});
     }
     j["boxes"] = nlohmann::json::array();
     for (const auto& b : answer.boxes) j["boxes"].push_back({b.x1, b.y1, b.x2, b.y2});
-    j["model"] = model_name;
+    j["model"]       = model_name;
     const Timings& t = answer.timings;
-    j["timings"]     = {{"preprocess_ms", t.preprocess_ms}, {"clip_ms", t.clip_ms},
-                        {"sam_encoder_ms", t.sam_encoder_ms}, {"region_ms", t.region_ms},
-                        {"prefill_ms", t.prefill_ms},       {"decode_ms", t.decode_ms},
-                        {"mask_decoder_ms", t.mask_decoder_ms}, {"postprocess_ms", t.postprocess_ms},
-                        {"total_ms", t.total_ms},           {"prompt_tokens", t.prompt_tokens},
+    j["timings"]     = {{"preprocess_ms", t.preprocess_ms},
+                        {"clip_ms", t.clip_ms},
+                        {"sam_encoder_ms", t.sam_encoder_ms},
+                        {"region_ms", t.region_ms},
+                        {"prefill_ms", t.prefill_ms},
+                        {"decode_ms", t.decode_ms},
+                        {"mask_decoder_ms", t.mask_decoder_ms},
+                        {"postprocess_ms", t.postprocess_ms},
+                        {"total_ms", t.total_ms},
+                        {"embedding_cache_ms", t.embedding_cache_ms},
+                        {"prompt_tokens", t.prompt_tokens},
                         {"generated_tokens", t.generated_tokens}};
-    j["cancelled"] = answer.cancelled;
+    j["cancelled"]   = answer.cancelled;
     return j.dump(2) + "\n";
 }
 
@@ -61,8 +69,8 @@ Image render_overlay(const Image& image, const GroundedAnswer& answer) {
         for (int64_t i = 0; i < m.height * m.width; ++i) {
             if (!m.data[static_cast<size_t>(i)]) continue;
             for (int c = 0; c < 3; ++c)
-                out.rgb[static_cast<size_t>(i * 3 + c)] =
-                    static_cast<uint8_t>(0.5 * image.rgb[static_cast<size_t>(i * 3 + c)] + 0.5 * color[c]);
+                out.rgb[static_cast<size_t>(i * 3 + c)] = static_cast<uint8_t>(
+                    0.5 * image.rgb[static_cast<size_t>(i * 3 + c)] + 0.5 * color[c]);
         }
     }
     cv::Mat mat(static_cast<int>(out.height), static_cast<int>(out.width), CV_8UC3, out.rgb.data());
@@ -71,15 +79,16 @@ Image render_overlay(const Image& image, const GroundedAnswer& answer) {
         const Box& b     = answer.boxes[i];
         const auto color = mask_color(answer.masks.size() + i);
         const cv::Scalar c(color[0], color[1], color[2]);
-        cv::rectangle(mat, cv::Point(int(b.x1), int(b.y1)), cv::Point(int(b.x2), int(b.y2)), c, thickness);
+        cv::rectangle(mat, cv::Point(int(b.x1), int(b.y1)), cv::Point(int(b.x2), int(b.y2)), c,
+                      thickness);
         cv::putText(mat, std::to_string(i + 1), cv::Point(int(b.x1) + 4, int(b.y1) + 24),
                     cv::FONT_HERSHEY_SIMPLEX, 0.8, c, 2);
     }
     return out;
 }
 
-std::string labelme_json(const GroundedAnswer& answer, const std::string& image_path,
-                         int64_t width, int64_t height) {
+std::string labelme_json(const GroundedAnswer& answer, const std::string& image_path, int64_t width,
+                         int64_t height) {
     nlohmann::ordered_json j;
     j["version"] = "5.2.1";
     j["flags"]   = nlohmann::json::object();
@@ -97,8 +106,11 @@ std::string labelme_json(const GroundedAnswer& answer, const std::string& image_
             if (contour.size() < 3) continue;
             nlohmann::json points = nlohmann::json::array();
             for (const auto& pt : contour) points.push_back({pt.x, pt.y});
-            j["shapes"].push_back({{"label", label}, {"points", points}, {"group_id", k},
-                                   {"shape_type", "polygon"}, {"flags", nlohmann::json::object()}});
+            j["shapes"].push_back({{"label", label},
+                                   {"points", points},
+                                   {"group_id", k},
+                                   {"shape_type", "polygon"},
+                                   {"flags", nlohmann::json::object()}});
         }
     }
     j["imagePath"]   = image_path;

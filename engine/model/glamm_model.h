@@ -52,6 +52,7 @@ struct EncodedImage {
     SamPreprocessed sam_input;       // pixel values, resized image and h', w'
     at::Tensor sam_image_embeddings; // [1, D, G, G]
     double preprocess_ms = 0, clip_ms = 0, sam_encoder_ms = 0;
+    double cache_load_ms = 0; // read from the embedding cache instead (encoder timings are 0)
 };
 
 // Masks decoded for K [SEG] embeddings.

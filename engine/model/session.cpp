@@ -6,6 +6,7 @@
 #include "grounding/mask_postprocess.h"
 #include "language/generation.h"
 #include "language/kv_cache.h"
+#include "model/embedding_cache.h"
 #include "model/glamm_model.h"
 #include "text/conversation.h"
 #include "text/markup.h"
@@ -27,11 +28,16 @@ double ms_since(Clock::time_point t0) {
 
 TaskPreset to_preset(Task task) {
     switch (task) {
-    case Task::GroundedCaption: return TaskPreset::GroundedCaption;
-    case Task::ReferringSegmentation: return TaskPreset::ReferringSegmentation;
-    case Task::RegionCaption: return TaskPreset::RegionCaption;
-    case Task::ImageCaption: return TaskPreset::ImageCaption;
-    case Task::Chat: return TaskPreset::Chat;
+    case Task::GroundedCaption:
+        return TaskPreset::GroundedCaption;
+    case Task::ReferringSegmentation:
+        return TaskPreset::ReferringSegmentation;
+    case Task::RegionCaption:
+        return TaskPreset::RegionCaption;
+    case Task::ImageCaption:
+        return TaskPreset::ImageCaption;
+    case Task::Chat:
+        return TaskPreset::Chat;
     }
     return TaskPreset::Chat;
 }
@@ -40,11 +46,12 @@ TaskPreset to_preset(Task task) {
 Mask to_mask(const DecodedMasks& decoded, int64_t index, bool keep_logits) {
     const at::Tensor logits = decoded.logits[index].contiguous(); // [H, W] f32 CPU
     Mask mask;
-    mask.height = logits.size(0);
-    mask.width  = logits.size(1);
+    mask.height             = logits.size(0);
+    mask.width              = logits.size(1);
     const at::Tensor binary = binarize_masks(logits.unsqueeze(0))[0].to(torch::kUInt8).contiguous();
     mask.data.assign(binary.data_ptr<uint8_t>(), binary.data_ptr<uint8_t>() + binary.numel());
-    if (keep_logits) mask.logits.assign(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
+    if (keep_logits)
+        mask.logits.assign(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
     mask.score = decoded.iou_predictions[index][0].to(torch::kFloat).item<float>();
     return mask;
 }
@@ -76,9 +83,11 @@ void check_boxes(const std::vector<Box>& boxes, int64_t width, int64_t height) {
         const Box& b = boxes[i];
         const std::string which =
             cat("box ", i + 1, " (", b.x1, ",", b.y1, ",", b.x2, ",", b.y2, ")");
-        if (!std::isfinite(b.x1) || !std::isfinite(b.y1) || !std::isfinite(b.x2) || !std::isfinite(b.y2))
+        if (!std::isfinite(b.x1) || !std::isfinite(b.y1) || !std::isfinite(b.x2) ||
+            !std::isfinite(b.y2))
             fail(which, " is not a finite number");
-        if (!(b.x2 > b.x1) || !(b.y2 > b.y1)) fail(which, " has no area (need x1 < x2 and y1 < y2)");
+        if (!(b.x2 > b.x1) || !(b.y2 > b.y1))
+            fail(which, " has no area (need x1 < x2 and y1 < y2)");
         if (b.x1 < 0 || b.y1 < 0 || b.x2 > width || b.y2 > height)
             fail(which, " lies outside the ", width, "x", height, " image");
     }
@@ -87,7 +96,8 @@ void check_boxes(const std::vector<Box>& boxes, int64_t width, int64_t height) {
 // The user turn's instruction for `request`, after every check that needs no compute: <bbox>
 // tokens written by the user or inserted by the preset match the boxes, boxes lie inside the
 // image with an area, and the model can encode regions when boxes are given.
-std::string checked_instruction(const Request& request, const EncodedImage& image, const GlammModel& m) {
+std::string checked_instruction(const Request& request, const EncodedImage& image,
+                                const GlammModel& m) {
     check_user_box_tokens(request.text, request.boxes.size());
     const std::string instruction =
         build_instruction(to_preset(request.task), request.text, request.boxes.size());
@@ -103,10 +113,11 @@ std::string checked_instruction(const Request& request, const EncodedImage& imag
 // An answer carrying the request's boxes and the image's (one-time) encoding timings.
 GroundedAnswer empty_answer(const Request& request, const EncodedImage& image) {
     GroundedAnswer answer;
-    answer.boxes                  = request.boxes;
-    answer.timings.preprocess_ms  = image.preprocess_ms;
-    answer.timings.clip_ms        = image.clip_ms;
-    answer.timings.sam_encoder_ms = image.sam_encoder_ms;
+    answer.boxes                      = request.boxes;
+    answer.timings.preprocess_ms      = image.preprocess_ms;
+    answer.timings.clip_ms            = image.clip_ms;
+    answer.timings.sam_encoder_ms     = image.sam_encoder_ms;
+    answer.timings.embedding_cache_ms = image.cache_load_ms;
     return answer;
 }
 
@@ -123,8 +134,12 @@ std::shared_ptr<const Model> Model::load(const ModelOptions& options) {
     return model;
 }
 
-std::string Model::describe() const { return impl_->describe(); }
-const std::string& Model::model_dir() const { return impl_->model_dir; }
+std::string Model::describe() const {
+    return impl_->describe();
+}
+const std::string& Model::model_dir() const {
+    return impl_->model_dir;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Session
@@ -132,10 +147,11 @@ const std::string& Model::model_dir() const { return impl_->model_dir; }
 struct SessionState {
     std::optional<EncodedImage> image;
     Conversation conversation;
-    std::vector<Box> boxes;           // every box of the conversation, in <bbox> order
+    std::vector<Box> boxes; // every box of the conversation, in <bbox> order
     std::optional<KVCache> cache;
-    std::vector<int64_t> cached_ids;  // the ids whose keys/values the cache holds
-    std::vector<Box> cached_boxes;    // the boxes behind the <bbox> rows the cache holds
+    std::vector<int64_t> cached_ids; // the ids whose keys/values the cache holds
+    std::vector<Box> cached_boxes;   // the boxes behind the <bbox> rows the cache holds
+    std::optional<EmbeddingCache> embedding_cache;
 };
 
 Session::Session(std::shared_ptr<const Model> model)
@@ -149,11 +165,30 @@ Session::~Session() = default;
 void Session::set_image(const Image& image) {
     if (image.empty()) fail("the image is empty");
     if (static_cast<int64_t>(image.rgb.size()) != image.width * image.height * 3)
-        fail("the image buffer holds ", image.rgb.size(), " bytes, ", image.width, "x", image.height,
-             " RGB needs ", image.width * image.height * 3);
-    EncodedImage encoded = model_->impl().encode_image(image);
-    state_->image        = std::move(encoded);
+        fail("the image buffer holds ", image.rgb.size(), " bytes, ", image.width, "x",
+             image.height, " RGB needs ", image.width * image.height * 3);
+    std::optional<EncodedImage> cached;
+    if (state_->embedding_cache) cached = state_->embedding_cache->load(image);
+    if (cached) {
+        state_->image = std::move(*cached);
+    } else {
+        state_->image = model_->impl().encode_image(image);
+        if (state_->embedding_cache) {
+            try {
+                state_->embedding_cache->store(image, *state_->image);
+            } catch (const std::exception&) {
+                // An optimisation only: the answer does not depend on the entry being written.
+            }
+        }
+    }
     reset();
+}
+
+void Session::set_embedding_cache(const std::string& dir) {
+    if (dir.empty())
+        state_->embedding_cache.reset();
+    else
+        state_->embedding_cache.emplace(dir, model_->impl());
 }
 
 void Session::reset() {
@@ -178,7 +213,8 @@ GroundedAnswer Session::ask(const Request& request, const Callbacks& callbacks) 
     const std::string instruction = checked_instruction(request, image, m);
     if (request.generation.max_new_tokens <= 0) fail("max_new_tokens must be positive");
     if (request.generation.temperature < 0) fail("temperature must be >= 0");
-    if (!(request.generation.top_p > 0 && request.generation.top_p <= 1)) fail("top_p must be in (0, 1]");
+    if (!(request.generation.top_p > 0 && request.generation.top_p <= 1))
+        fail("top_p must be in (0, 1]");
 
     c10::InferenceMode inference;
     GroundedAnswer answer = empty_answer(request, image);
@@ -192,18 +228,19 @@ GroundedAnswer Session::ask(const Request& request, const Callbacks& callbacks) 
     progress("regions", 0.0);
     at::Tensor region_features;
     if (!all_boxes.empty()) {
-        const auto t0           = Clock::now();
-        region_features         = m.encode_regions(image, m.normalize_boxes(all_boxes, image.height, image.width));
+        const auto t0 = Clock::now();
+        region_features =
+            m.encode_regions(image, m.normalize_boxes(all_boxes, image.height, image.width));
         answer.timings.region_ms = ms_since(t0);
     }
     const at::Tensor embeds = m.assemble(ids, image, region_features); // [1, S, H]
 
     // Reuse the cached keys/values of the longest common prefix of this prompt and the last one.
     if (!state_->cache) state_->cache.emplace(m.llama->make_cache());
-    KVCache& cache = *state_->cache;
-    size_t common  = 0;
-    size_t bboxes  = 0; // <bbox> ids in ids[0, common)
-    const auto& cached = state_->cached_ids;
+    KVCache& cache        = *state_->cache;
+    size_t common         = 0;
+    size_t bboxes         = 0; // <bbox> ids in ids[0, common)
+    const auto& cached    = state_->cached_ids;
     const int64_t bbox_id = tokenizer.bbox_id();
     while (common < cached.size() && common < ids.size() && cached[common] == ids[common]) {
         // A <bbox> row is the region feature of its box: reusable only for the same box (a
@@ -223,7 +260,7 @@ GroundedAnswer Session::ask(const Request& request, const Callbacks& callbacks) 
     // Record what the cache holds now, so that an exception during generation (a throwing
     // callback, out of memory) cannot leave ids recorded whose rows were overwritten.
     state_->cached_ids.resize(common);
-    state_->cached_boxes = all_boxes;
+    state_->cached_boxes         = all_boxes;
     answer.timings.prompt_tokens = embeds.size(1);
 
     GenerationOptions options;
@@ -237,7 +274,7 @@ GroundedAnswer Session::ask(const Request& request, const Callbacks& callbacks) 
     Clock::time_point first_token;
     double mask_ms = 0, post_ms = 0;
     GenerationCallbacks generation_callbacks;
-    generation_callbacks.should_abort = callbacks.should_abort;
+    generation_callbacks.should_abort   = callbacks.should_abort;
     generation_callbacks.on_token_state = [&](int64_t id, int64_t index, const at::Tensor& hidden) {
         if (index == 0) {
             first_token = Clock::now();
@@ -257,15 +294,16 @@ GroundedAnswer Session::ask(const Request& request, const Callbacks& callbacks) 
         }
     };
     progress("prefill", 0.0);
-    const auto t_prefill = Clock::now();
-    GenerationResult result = generate(m.llama, embeds.narrow(1, reuse, embeds.size(1) - reuse), cache,
-                                       options, generation_callbacks);
-    const std::string tail = stream.finish();
+    const auto t_prefill    = Clock::now();
+    GenerationResult result = generate(m.llama, embeds.narrow(1, reuse, embeds.size(1) - reuse),
+                                       cache, options, generation_callbacks);
+    const std::string tail  = stream.finish();
     if (!tail.empty() && callbacks.on_token) callbacks.on_token(tail);
 
     if (!result.ids.empty()) {
-        answer.timings.prefill_ms = std::chrono::duration<double, std::milli>(first_token - t_prefill).count();
-        answer.timings.decode_ms  = ms_since(first_token) - mask_ms - post_ms;
+        answer.timings.prefill_ms =
+            std::chrono::duration<double, std::milli>(first_token - t_prefill).count();
+        answer.timings.decode_ms = ms_since(first_token) - mask_ms - post_ms;
     }
     answer.timings.generated_tokens = static_cast<int64_t>(result.ids.size());
     answer.timings.mask_decoder_ms  = mask_ms;
@@ -274,15 +312,17 @@ GroundedAnswer Session::ask(const Request& request, const Callbacks& callbacks) 
 
     std::vector<int64_t> answer_ids = result.ids;
     if (!answer_ids.empty() && answer_ids.back() == tokenizer.eos_id()) answer_ids.pop_back();
-    answer.raw_text = python_strip(tokenizer.decode(answer_ids));
+    answer.raw_text           = python_strip(tokenizer.decode(answer_ids));
     const ParsedAnswer parsed = parse_markup(answer.raw_text);
-    answer.text = parsed.text;
-    for (const auto& p : parsed.phrases) answer.phrases.push_back({p.text, p.begin, p.end, p.mask_index});
+    answer.text               = parsed.text;
+    for (const auto& p : parsed.phrases)
+        answer.phrases.push_back({p.text, p.begin, p.end, p.mask_index});
 
     // The cache now holds the prompt and every generated token but the last.
     state_->cached_ids = ids;
     if (!result.ids.empty())
-        state_->cached_ids.insert(state_->cached_ids.end(), result.ids.begin(), result.ids.end() - 1);
+        state_->cached_ids.insert(state_->cached_ids.end(), result.ids.begin(),
+                                  result.ids.end() - 1);
     if (!answer.cancelled) {
         // A cancelled turn is not part of the conversation (the cache prefix stays reusable).
         conversation.add_assistant(answer.raw_text);
@@ -305,31 +345,32 @@ GroundedAnswer Session::score(const Request& request, const std::string& answer_
     const std::string instruction = checked_instruction(request, image, m);
 
     c10::InferenceMode inference;
-    GroundedAnswer answer = empty_answer(request, image);
+    GroundedAnswer answer     = empty_answer(request, image);
     Conversation conversation = state_->conversation;
     conversation.add_user(instruction);
     conversation.add_assistant(answer_text);
     // The answer is teacher-forced (spec §6.5): the prompt with the answer, no generation.
-    std::vector<int64_t> ids = tokenizer.encode_with_image(conversation.prompt());
+    std::vector<int64_t> ids   = tokenizer.encode_with_image(conversation.prompt());
     std::vector<Box> all_boxes = state_->boxes;
     all_boxes.insert(all_boxes.end(), request.boxes.begin(), request.boxes.end());
     at::Tensor region_features;
     if (!all_boxes.empty())
-        region_features = m.encode_regions(image, m.normalize_boxes(all_boxes, image.height, image.width));
-    const at::Tensor embeds = m.assemble(ids, image, region_features);
-    auto t0                 = Clock::now();
-    const at::Tensor hidden = m.llama->forward(embeds); // [1, S, H]
+        region_features =
+            m.encode_regions(image, m.normalize_boxes(all_boxes, image.height, image.width));
+    const at::Tensor embeds      = m.assemble(ids, image, region_features);
+    auto t0                      = Clock::now();
+    const at::Tensor hidden      = m.llama->forward(embeds); // [1, S, H]
     answer.timings.prefill_ms    = ms_since(t0);
     answer.timings.prompt_tokens = embeds.size(1);
 
     // Masks of this answer's [SEG]s only (earlier turns' are selected too, then dropped: app.py).
-    at::Tensor seg_hidden = select_seg_hidden_states(hidden, ids, tokenizer.seg_id(), kImageTokenIndex,
-                                                     m.num_image_tokens());
-    const int64_t own = static_cast<int64_t>(count_occurrences(answer_text, kSegToken));
-    seg_hidden        = seg_hidden.narrow(0, seg_hidden.size(0) - std::min(own, seg_hidden.size(0)),
-                                          std::min(own, seg_hidden.size(0)));
+    at::Tensor seg_hidden = select_seg_hidden_states(hidden, ids, tokenizer.seg_id(),
+                                                     kImageTokenIndex, m.num_image_tokens());
+    const int64_t own     = static_cast<int64_t>(count_occurrences(answer_text, kSegToken));
+    seg_hidden = seg_hidden.narrow(0, seg_hidden.size(0) - std::min(own, seg_hidden.size(0)),
+                                   std::min(own, seg_hidden.size(0)));
     if (seg_hidden.size(0) > 0) {
-        const DecodedMasks decoded = m.decode_masks(image, seg_hidden);
+        const DecodedMasks decoded     = m.decode_masks(image, seg_hidden);
         answer.timings.mask_decoder_ms = decoded.decoder_ms;
         answer.timings.postprocess_ms  = decoded.postprocess_ms;
         for (int64_t k = 0; k < seg_hidden.size(0); ++k) {
@@ -340,7 +381,8 @@ GroundedAnswer Session::score(const Request& request, const std::string& answer_
     answer.raw_text           = answer_text;
     const ParsedAnswer parsed = parse_markup(answer_text);
     answer.text               = parsed.text;
-    for (const auto& p : parsed.phrases) answer.phrases.push_back({p.text, p.begin, p.end, p.mask_index});
+    for (const auto& p : parsed.phrases)
+        answer.phrases.push_back({p.text, p.begin, p.end, p.mask_index});
     answer.timings.total_ms = ms_since(start);
     return answer;
 }
