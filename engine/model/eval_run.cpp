@@ -88,6 +88,25 @@ std::string write_prediction(const EvalRunOptions& o, const std::string& image_i
     return path;
 }
 
+// The loop every task shares: stop when asked (the result is marked cancelled), time each sample,
+// run `body(index, sample)` with `context(sample)` on any error, report progress. `body` may set
+// result.cancelled (a cancelled answer) to stop after the sample.
+template <class Sample, class Context, class Body>
+void for_each_sample(const std::vector<Sample>& samples, const EvalRunOptions& o,
+                     EvalRunResult& result, Context context, Body body) {
+    for (size_t i = 0; i < samples.size(); ++i) {
+        if (aborted(o)) {
+            result.cancelled = true;
+            break;
+        }
+        const Sample& s = samples[i];
+        const auto t0   = Clock::now();
+        with_context(context(s), [&] { body(i, s); });
+        if (result.cancelled) break;
+        if (o.on_sample) o.on_sample(i + 1, samples.size(), s.image_id, seconds_since(t0));
+    }
+}
+
 void make_out_dir(const EvalRunOptions& o) {
     if (o.out_dir.empty()) fail("no output folder for the predictions");
     std::error_code ec;
@@ -108,14 +127,9 @@ EvalRunResult run_gcg_eval(const std::shared_ptr<const Model>& model, const eval
     Session session(model);
     ImageCache images(session);
     EvalRunResult result;
-    for (size_t i = 0; i < data.samples.size(); ++i) {
-        if (aborted(o)) {
-            result.cancelled = true;
-            break;
-        }
-        const auto& s = data.samples[i];
-        const auto t0 = Clock::now();
-        with_context("GCG image \"" + s.image_id + "\"", [&] {
+    for_each_sample(
+        data.samples, o, result, [](const auto& s) { return "GCG image \"" + s.image_id + "\""; },
+        [&](size_t, const auto& s) {
             images.use(s.image_path);
             Request request;
             request.task                = Task::GroundedCaption; // empty text: the eval instruction
@@ -144,9 +158,6 @@ EvalRunResult run_gcg_eval(const std::shared_ptr<const Model>& model, const eval
                                                      {"pred_masks", masks}}));
             result.predictions.push_back(std::move(p));
         });
-        if (result.cancelled) break;
-        if (o.on_sample) o.on_sample(i + 1, data.samples.size(), s.image_id, seconds_since(t0));
-    }
     return result;
 }
 
@@ -161,35 +172,30 @@ EvalRunResult run_refseg_eval(const std::shared_ptr<const Model>& model,
         if (!per_image.empty()) result.files.push_back(write_prediction(o, image_id, per_image));
         per_image = json::array();
     };
-    for (size_t i = 0; i < data.samples.size(); ++i) {
-        if (aborted(o)) {
-            result.cancelled = true;
-            break;
-        }
-        const auto& s = data.samples[i];
-        const auto t0 = Clock::now();
-        if (i > 0 && data.samples[i - 1].image_id != s.image_id)
-            flush(data.samples[i - 1].image_id);
-        with_context(
-            "refseg expression " + std::to_string(s.gt_id) + " (\"" + s.sentence + "\")", [&] {
-                images.use(s.image_path);
-                Request request;
-                request.task                = Task::ReferringSegmentation;
-                request.text                = s.sentence;
-                const GroundedAnswer answer = session.score(request, kRefsegEvalAnswer);
-                if (answer.masks.empty()) fail("the teacher-forced answer gave no mask");
-                eval::Prediction p;
-                p.image_id = std::to_string(s.gt_id); // score_refseg matches predictions by GT id
-                p.masks.push_back(mask_rle(answer.masks.front()));
-                per_image.push_back({{"id", s.gt_id},
-                                     {"image", s.image_id},
-                                     {"sentence", s.sentence},
-                                     {"answer", kRefsegEvalAnswer},
-                                     {"segmentation", rle_json(p.masks.back())}});
-                result.predictions.push_back(std::move(p));
-            });
-        if (o.on_sample) o.on_sample(i + 1, data.samples.size(), s.image_id, seconds_since(t0));
-    }
+    for_each_sample(
+        data.samples, o, result,
+        [](const auto& s) {
+            return "refseg expression " + std::to_string(s.gt_id) + " (\"" + s.sentence + "\")";
+        },
+        [&](size_t i, const auto& s) {
+            if (i > 0 && data.samples[i - 1].image_id != s.image_id)
+                flush(data.samples[i - 1].image_id);
+            images.use(s.image_path);
+            Request request;
+            request.task                = Task::ReferringSegmentation;
+            request.text                = s.sentence;
+            const GroundedAnswer answer = session.score(request, kRefsegEvalAnswer);
+            if (answer.masks.empty()) fail("the teacher-forced answer gave no mask");
+            eval::Prediction p;
+            p.image_id = std::to_string(s.gt_id); // score_refseg matches predictions by GT id
+            p.masks.push_back(mask_rle(answer.masks.front()));
+            per_image.push_back({{"id", s.gt_id},
+                                 {"image", s.image_id},
+                                 {"sentence", s.sentence},
+                                 {"answer", kRefsegEvalAnswer},
+                                 {"segmentation", rle_json(p.masks.back())}});
+            result.predictions.push_back(std::move(p));
+        });
     if (!data.samples.empty() && !per_image.empty())
         flush(data.samples[result.predictions.size() - 1].image_id);
     return result;
@@ -201,14 +207,9 @@ EvalRunResult run_regcap_eval(const std::shared_ptr<const Model>& model,
     Session session(model);
     ImageCache images(session);
     EvalRunResult result;
-    for (size_t i = 0; i < data.samples.size(); ++i) {
-        if (aborted(o)) {
-            result.cancelled = true;
-            break;
-        }
-        const auto& s = data.samples[i];
-        const auto t0 = Clock::now();
-        with_context("region \"" + s.image_id + "\"", [&] {
+    for_each_sample(
+        data.samples, o, result, [](const auto& s) { return "region \"" + s.image_id + "\""; },
+        [&](size_t, const auto& s) {
             images.use(s.image_path);
             Request request;
             request.task                = Task::RegionCaption; // empty text: the eval instruction
@@ -226,9 +227,6 @@ EvalRunResult run_regcap_eval(const std::shared_ptr<const Model>& model,
                 o, s.image_id, {{"image_id", s.image_id}, {"caption", p.caption}}));
             result.predictions.push_back(std::move(p));
         });
-        if (result.cancelled) break;
-        if (o.on_sample) o.on_sample(i + 1, data.samples.size(), s.image_id, seconds_since(t0));
-    }
     return result;
 }
 
