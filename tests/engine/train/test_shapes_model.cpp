@@ -1,0 +1,78 @@
+// The shipped GLaMM-Shapes model (resources/models/glamm-shapes) is the default model, loads
+// strictly through the release path, and answers a scene it never saw (seed kHeldOutSeed of the
+// generator; training used data seed 1000) with a well-formed grounded caption: phrases from the
+// world's vocabulary, each with a mask of the image's size. How good the phrases and masks are is
+// measured by scripts/eval-shapes.sh (the model card); the per-phrase IoUs are printed here.
+#include "io/rle.h"
+#include "session.h"
+#include "support/test_support.h"
+#include "train/synth.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+using namespace glamm;
+
+namespace {
+
+constexpr uint64_t kHeldOutSeed = 20261126;
+// The recipe's scene sizes (resources/train/glamm-shapes.json "data").
+constexpr int64_t kMinSide = 224, kMaxSide = 320;
+
+std::string shipped_model_dir() {
+    return std::string(GLAMM_SOURCE_DIR) + "/resources/models/glamm-shapes/glamm";
+}
+
+} // namespace
+
+TEST(ShapesModel, IsTheDefaultModel) {
+    unsetenv("GLAMM_DEFAULT_MODEL");
+    EXPECT_TRUE(std::filesystem::equivalent(default_model_dir(), shipped_model_dir()))
+        << default_model_dir();
+}
+
+TEST(ShapesModel, AnswersAHeldOutSceneWithWellFormedGroundedPhrases) {
+    synth::SynthOptions options;
+    options.seed                     = kHeldOutSeed;
+    options.min_size                 = kMinSide;
+    options.max_size                 = kMaxSide;
+    const synth::SceneSpec spec      = synth::random_scene(options, 0);
+    const synth::RenderedScene scene = synth::render_scene(spec);
+    const synth::SceneAnnotation ann = synth::annotate_scene(spec, scene);
+
+    ModelOptions model_options;
+    model_options.model_dir = shipped_model_dir();
+    Session session(Model::load(model_options));
+    session.set_image(scene.image);
+    Request request;
+    request.task                = Task::GroundedCaption;
+    const GroundedAnswer answer = session.ask(request);
+    std::printf("truth:  %s\nanswer: %s\n", ann.gcg_caption.c_str(), answer.raw_text.c_str());
+
+    ASSERT_FALSE(answer.phrases.empty());
+    EXPECT_FALSE(answer.cancelled);
+    for (const Phrase& p : answer.phrases) {
+        ASSERT_GE(p.mask, 0) << p.text;
+        ASSERT_LT(static_cast<size_t>(p.mask), answer.masks.size()) << p.text;
+        const Mask& m = answer.masks[static_cast<size_t>(p.mask)];
+        EXPECT_EQ(m.height, scene.image.height);
+        EXPECT_EQ(m.width, scene.image.width);
+        // Every phrase names a shape of the world (closed vocabulary, singular or plural).
+        bool names_shape = false;
+        for (int s = 0; s < synth::kShapeCount; ++s) {
+            const auto shape = static_cast<synth::Shape>(s);
+            names_shape |= p.text.find(synth::shape_name(shape)) != std::string::npos;
+        }
+        EXPECT_TRUE(names_shape) << p.text;
+        // The best IoU of this phrase's mask with any generated phrase's mask, for the log.
+        const Rle rle = rle_encode(m.data.data(), m.height, m.width);
+        double best   = 0;
+        for (const auto& truth : ann.phrases) best = std::max(best, rle_iou(rle, truth.mask));
+        std::printf("  %-32s best IoU with a true phrase mask %.3f\n", p.text.c_str(), best);
+    }
+}
