@@ -74,6 +74,12 @@ std::string resolve_vision_tower(const std::string& model_dir, const std::string
         candidate.lexically_normal().string());
 }
 
+ClipFeatureSelection clip_selection_for(const GlammConfig& config, const ClipVisionConfig& clip) {
+    const int64_t num_levels = config.with_region ? config.region_encoder.num_levels : 0;
+    return clip_feature_selection(clip, config.mm_vision_select_layer, num_levels,
+                                  config.mm_vision_select_feature);
+}
+
 std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
     auto progress = [&](const std::string& stage, double fraction) {
         if (options.on_progress) options.on_progress(stage, fraction);
@@ -97,9 +103,7 @@ std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
         fail("the vision tower in ", m->vision_tower_dir, " is ", m->clip_config.hidden_size,
              " wide but ", m->model_dir, "/config.json expects mm_hidden_size ",
              m->config.mm_hidden_size);
-    const int64_t num_levels = m->config.with_region ? m->config.region_encoder.num_levels : 0;
-    m->clip_selection = clip_feature_selection(m->clip_config, m->config.mm_vision_select_layer,
-                                               num_levels, m->config.mm_vision_select_feature);
+    m->clip_selection = clip_selection_for(m->config, m->clip_config);
 
     progress("reading the tokenizer", 0.05);
     m->tokenizer = Tokenizer::load(m->model_dir);

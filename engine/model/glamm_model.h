@@ -43,6 +43,10 @@ struct ComponentInfo {
 std::string resolve_vision_tower(const std::string& model_dir, const std::string& mm_vision_tower,
                                  const std::string& override_dir);
 
+// The CLIP hidden states GLaMM reads for `config` (its select layer and feature, and the region
+// encoder's levels when with_region).
+ClipFeatureSelection clip_selection_for(const GlammConfig& config, const ClipVisionConfig& clip);
+
 // One image, encoded once: what every question about it needs.
 struct EncodedImage {
     int64_t height = 0, width = 0;   // original size H0, W0

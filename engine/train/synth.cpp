@@ -331,6 +331,13 @@ std::string strip_gcg_markup(const std::string& markup) {
     return s;
 }
 
+GeneratedScene generate_scene(const SynthOptions& options, int64_t index) {
+    const SceneSpec spec   = random_scene(options, index);
+    RenderedScene rendered = render_scene(spec);
+    SceneAnnotation ann    = annotate_scene(spec, rendered);
+    return {std::move(ann), std::move(rendered.image)};
+}
+
 SceneAnnotation annotate_scene(const SceneSpec& spec, const RenderedScene& rendered) {
     SceneAnnotation a;
     a.width              = spec.width;
@@ -598,18 +605,20 @@ SynthSummary write_synth_dataset(const SynthOptions& options, const std::string&
     SynthSummary sum;
     int64_t mask_id = 1, ref_id = 1, reg_id = 1;
     for (int64_t i = 0; i < options.count; ++i) {
-        const SceneSpec spec = random_scene(options, i);
-        const auto rendered  = render_scene(spec);
-        const auto ann       = annotate_scene(spec, rendered);
+        const GeneratedScene scene = generate_scene(options, i);
+        const SceneAnnotation& ann = scene.annotation;
         char stem[64];
         std::snprintf(stem, sizeof stem, "shapes_s%llu_%06lld",
                       static_cast<unsigned long long>(options.seed), static_cast<long long>(i));
         const std::string id   = stem;
         const std::string file = "images/" + id + ".png";
-        save_png((root / file).string(), rendered.image.rgb.data(), spec.width, spec.height, 3);
+        save_png((root / file).string(), scene.image.rgb.data(), scene.image.width,
+                 scene.image.height, 3);
 
-        const json image = {
-            {"id", id}, {"file_name", file}, {"height", spec.height}, {"width", spec.width}};
+        const json image = {{"id", id},
+                            {"file_name", file},
+                            {"height", scene.image.height},
+                            {"width", scene.image.width}};
         images.push_back(image);
         json labels = json::array();
         for (const auto& p : ann.phrases) {
@@ -641,8 +650,8 @@ SynthSummary write_synth_dataset(const SynthOptions& options, const std::string&
             const std::string rid = id + "_obj" + std::to_string(r.object);
             reg_images.push_back({{"id", rid},
                                   {"file_name", file},
-                                  {"height", spec.height},
-                                  {"width", spec.width},
+                                  {"height", scene.image.height},
+                                  {"width", scene.image.width},
                                   {"scene_image_id", id},
                                   {"object_id", r.object},
                                   {"bbox", box_json(r.bbox)}});

@@ -104,6 +104,14 @@ std::string strip_gcg_markup(const std::string& markup);
 nlohmann::json scene_to_json(const SceneAnnotation& a, const std::string& image_id,
                              const std::string& file_name);
 
+// Scene `index` of the dataset with `options`, rendered and annotated: what `glamm synth` writes
+// for that index (and what the trainer draws).
+struct GeneratedScene {
+    SceneAnnotation annotation;
+    Image image;
+};
+GeneratedScene generate_scene(const SynthOptions& options, int64_t index);
+
 // The GLaMM-Shapes region-caption check (issue 7: "names the right colour and shape"): whether
 // `prediction` contains, as whole words, the colour and the shape that the generated description
 // `truth` names. nullopt when `truth` names no generator colour or no shape.

@@ -49,20 +49,8 @@ const std::vector<std::string>& glamm_added_tokens() {
     return tokens;
 }
 
-nlohmann::json read_json_file(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) fail("cannot open ", path);
-    try {
-        return nlohmann::json::parse(in);
-    } catch (const std::exception& e) {
-        fail("cannot parse ", path, ": ", e.what());
-    }
-}
-
 void write_text(const fs::path& path, const std::string& text) {
-    AtomicFile file(path.string());
-    file.write(text);
-    file.commit();
+    write_file_atomic(path.string(), text);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -126,13 +114,9 @@ Sample make_sample(const synth::SceneAnnotation& ann, Image image, SampleTask ta
     return s;
 }
 
-// Scene `index` of the training set, rendered and annotated.
-std::pair<synth::SceneAnnotation, Image> training_scene(const synth::SynthOptions& data,
-                                                        int64_t index) {
-    const synth::SceneSpec spec   = synth::random_scene(data, index % data.count);
-    synth::RenderedScene rendered = synth::render_scene(spec);
-    synth::SceneAnnotation ann    = synth::annotate_scene(spec, rendered);
-    return {std::move(ann), std::move(rendered.image)};
+// Scene `index` of the training set (indices wrap at data.count).
+synth::GeneratedScene training_scene(const synth::SynthOptions& data, int64_t index) {
+    return synth::generate_scene(data, index % data.count);
 }
 
 std::mt19937_64 sample_rng(uint64_t seed, int64_t step, int64_t slot) {
@@ -659,7 +643,8 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
         {"batch_size", config.batch_size}};
     const int64_t start_checkpoint = resume ? newest_checkpoint(paths) : -1;
     if (start_checkpoint >= 0) {
-        const nlohmann::json saved = read_json_file(paths.recipe.string());
+        const nlohmann::json saved =
+            nlohmann::json::parse(read_file(paths.recipe.string()), nullptr, false);
         if (saved != recipe)
             fail(paths.recipe.string(), " differs from this recipe: resume with the recipe that "
                                         "started the run, or train into a new folder");
@@ -696,11 +681,7 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
     write_tokenizer_files(paths.glamm, Tokenizer::load(paths.glamm.string()).sp_vocab_size());
     model->tokenizer = Tokenizer::load(paths.glamm.string()); // now with the added tokens
     model->config.llama.vocab_size = model->tokenizer->vocab_size();
-    const int64_t num_levels =
-        model->config.with_region ? model->config.region_encoder.num_levels : 0;
-    model->clip_selection =
-        clip_feature_selection(model->clip_config, model->config.mm_vision_select_layer, num_levels,
-                               model->config.mm_vision_select_feature);
+    model->clip_selection          = clip_selection_for(model->config, model->clip_config);
     model->build_components();
     initialise(*model);
     for (const ComponentRef& ref : model->component_refs()) ref.module->to(model->device);

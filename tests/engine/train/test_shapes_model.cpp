@@ -38,12 +38,11 @@ TEST(ShapesModel, IsTheDefaultModel) {
 
 TEST(ShapesModel, AnswersAHeldOutSceneWithWellFormedGroundedPhrases) {
     synth::SynthOptions options;
-    options.seed                     = kHeldOutSeed;
-    options.min_size                 = kMinSide;
-    options.max_size                 = kMaxSide;
-    const synth::SceneSpec spec      = synth::random_scene(options, 0);
-    const synth::RenderedScene scene = synth::render_scene(spec);
-    const synth::SceneAnnotation ann = synth::annotate_scene(spec, scene);
+    options.seed                      = kHeldOutSeed;
+    options.min_size                  = kMinSide;
+    options.max_size                  = kMaxSide;
+    const synth::GeneratedScene scene = synth::generate_scene(options, 0);
+    const synth::SceneAnnotation& ann = scene.annotation;
 
     ModelOptions model_options;
     model_options.model_dir = shipped_model_dir();
