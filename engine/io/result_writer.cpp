@@ -6,7 +6,9 @@
 #include "io/rle.h"
 
 #include <nlohmann/json.hpp>
+#ifdef GLAMM_HAVE_OPENCV
 #include <opencv2/imgproc.hpp>
+#endif
 
 #include <cstdio>
 #include <filesystem>
@@ -73,6 +75,7 @@ Image render_overlay(const Image& image, const GroundedAnswer& answer) {
                     0.5 * image.rgb[static_cast<size_t>(i * 3 + c)] + 0.5 * color[c]);
         }
     }
+#ifdef GLAMM_HAVE_OPENCV // boxes and their numbers (a build without OpenCV draws masks only)
     cv::Mat mat(static_cast<int>(out.height), static_cast<int>(out.width), CV_8UC3, out.rgb.data());
     const int thickness = std::max(2, static_cast<int>(std::min(out.width, out.height) / 200));
     for (size_t i = 0; i < answer.boxes.size(); ++i) {
@@ -84,6 +87,7 @@ Image render_overlay(const Image& image, const GroundedAnswer& answer) {
         cv::putText(mat, std::to_string(i + 1), cv::Point(int(b.x1) + 4, int(b.y1) + 24),
                     cv::FONT_HERSHEY_SIMPLEX, 0.8, c, 2);
     }
+#endif
     return out;
 }
 
@@ -98,6 +102,9 @@ std::string labelme_json(const GroundedAnswer& answer, const std::string& image_
         std::string label = "mask " + std::to_string(k);
         for (const auto& p : answer.phrases)
             if (p.mask == static_cast<int>(k)) label = p.text;
+#ifndef GLAMM_HAVE_OPENCV
+        fail("LabelMe polygons need OpenCV, which this glamm was built without");
+#else
         cv::Mat mat(static_cast<int>(m.height), static_cast<int>(m.width), CV_8UC1,
                     const_cast<uint8_t*>(m.data.data()));
         std::vector<std::vector<cv::Point>> contours;
@@ -112,6 +119,7 @@ std::string labelme_json(const GroundedAnswer& answer, const std::string& image_
                                    {"shape_type", "polygon"},
                                    {"flags", nlohmann::json::object()}});
         }
+#endif
     }
     j["imagePath"]   = image_path;
     j["imageData"]   = nullptr;

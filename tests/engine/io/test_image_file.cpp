@@ -56,3 +56,27 @@ TEST(ImageFile, ExplainsUnreadableFiles) {
     const std::string cut = error_of(dir + "/cut.png");
     EXPECT_FALSE(cut.empty()) << "a truncated PNG must not load";
 }
+
+// The PPM reader of builds without OpenCV: pixels worked out by hand, a comment in the header,
+// PGM grey expanded to RGB, and the same pixels as OpenCV's reading of the same file.
+TEST(ImageFile, ReadsBinaryPpmAndPgmWithoutOpenCv) {
+    const std::string dir = test::make_temp_dir("ppm");
+    const std::string rgb("\x01\x02\x03\xfa\xfb\xfc\x00\x80\xff\x10\x20\x30\x40\x50\x60\x70\x80\x90", 18);
+    test::write_bytes(dir + "/a.ppm", "P6\n# made by hand\n3 2\n255\n" + rgb);
+    const Image a = read_ppm(dir + "/a.ppm");
+    ASSERT_EQ(a.width, 3);
+    ASSERT_EQ(a.height, 2);
+    EXPECT_EQ(std::string(a.rgb.begin(), a.rgb.end()), rgb);
+    EXPECT_EQ(load_image(dir + "/a.ppm").rgb, a.rgb); // OpenCV (or this reader) agrees
+
+    test::write_bytes(dir + "/g.pgm", std::string("P5 2 1 255\n\x07\xf0", 13));
+    const Image g = read_ppm(dir + "/g.pgm");
+    EXPECT_EQ(g.rgb, (std::vector<uint8_t>{7, 7, 7, 240, 240, 240}));
+
+    test::write_bytes(dir + "/cut.ppm", "P6 3 2 255\n" + rgb.substr(0, 7));
+    EXPECT_THROW(read_ppm(dir + "/cut.ppm"), Error);
+    test::write_bytes(dir + "/deep.ppm", std::string("P6 1 1 65535\n\x00\x01\x00\x02\x00\x03", 19));
+    EXPECT_THROW(read_ppm(dir + "/deep.ppm"), Error);
+    test::write_bytes(dir + "/ascii.ppm", "P3 1 1 255\n1 2 3\n");
+    EXPECT_THROW(read_ppm(dir + "/ascii.ppm"), Error);
+}
