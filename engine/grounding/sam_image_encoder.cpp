@@ -3,6 +3,7 @@
 // Legend: B batch (or windows), H×W token grid, E embed_dim, D prompt_embed_dim, c head_dim.
 #include "grounding/sam_image_encoder.h"
 #include "core/activations.h"
+#include "core/attention.h"
 
 #include "core/error.h"
 
@@ -38,7 +39,8 @@ at::Tensor relative_positions(const at::Tensor& rel_pos, int64_t q_size, int64_t
     at::Tensor q_coords  = at::arange(q_size, options).unsqueeze(1) * q_scale;
     at::Tensor k_coords  = at::arange(k_size, options).unsqueeze(0) * k_scale;
     at::Tensor relative  = (q_coords - k_coords) + (k_size - 1) * k_scale;
-    return table.index_select(0, relative.to(at::kLong).flatten()).view({q_size, k_size, -1});
+    return table.index_select(0, relative.to(table.device(), at::kLong).flatten())
+        .view({q_size, k_size, -1});
 }
 
 // ref: segment_anything/modeling/image_encoder.py Attention (use_rel_pos=True, qkv_bias=True)
@@ -73,18 +75,26 @@ struct SamAttentionImpl : torch::nn::Module {
             at::Tensor qc   = q.slice(0, start, end); // [n, T, c]
             at::Tensor kc   = k.slice(0, start, end);
             at::Tensor vc   = v.slice(0, start, end);
-            at::Tensor attn = at::matmul(qc * scale, kc.transpose(-2, -1)); // [n, T, T]
             // ref: add_decomposed_rel_pos — uses the unscaled q
             at::Tensor r_q   = qc.reshape({n, H, W, head_dim});
             at::Tensor rel_h = at::einsum("bhwc,hkc->bhwk", {r_q, Rh}); // [n, H, W, H]
             at::Tensor rel_w = at::einsum("bhwc,wkc->bhwk", {r_q, Rw}); // [n, H, W, W]
+            if (fused_attention_enabled(qc)) { // scale = head_dim^-0.5, the kernel's own
+                const at::Tensor bias =
+                    (rel_h.unsqueeze(4) + rel_w.unsqueeze(3)).view({1, n, T, T});
+                outputs.push_back(fused_attention(qc.unsqueeze(0), kc.unsqueeze(0),
+                                                  vc.unsqueeze(0), bias, false)
+                                      .squeeze(0)); // [n, T, c]
+                continue;
+            }
+            at::Tensor attn = at::matmul(qc * scale, kc.transpose(-2, -1)); // [n, T, T]
             attn = (attn.view({n, H, W, H, W}) + rel_h.unsqueeze(4) + rel_w.unsqueeze(3))
                        .view({n, T, T});
             attn = at::softmax(attn, -1);
             outputs.push_back(at::matmul(attn, vc)); // [n, T, c]
         }
         at::Tensor out = outputs.size() == 1 ? outputs[0] : at::cat(outputs, 0);
-        out            = out.view({B, num_heads, H, W, head_dim})
+        out            = out.reshape({B, num_heads, H, W, head_dim}) // fused output: any layout
                   .permute({0, 2, 3, 1, 4})
                   .reshape({B, H, W, -1});
         return proj(out);

@@ -4,6 +4,8 @@
 // P image embeddings, N region boxes, Hq/Hkv query/key-value heads, D head dim.
 #include "language/llama.h"
 
+#include "core/attention.h"
+
 #include "core/checkpoint.h"
 #include "core/error.h"
 
@@ -104,6 +106,13 @@ at::Tensor LlamaAttentionImpl::forward(const at::Tensor& hidden, const at::Tenso
                     .expand({batch, num_kv_heads, repeats, key_count, head_dim})
                     .reshape({batch, num_heads, key_count, head_dim});
     }
+
+    // On a GPU in bf16/f16: the fused kernel for a whole causal block from position 0 (prefill,
+    // training) or one new token (decode, no mask).
+    if (fused_attention_enabled(query) && (count == 1 || offset == 0))
+        return o_proj(fused_attention(query, key, value, {}, count > 1) // [1, Hq, T, D]
+                          .transpose(1, 2)
+                          .reshape({batch, count, num_heads * head_dim}));
 
     // Scores in the model dtype, causal mask and softmax in fp32, probabilities cast back.
     at::Tensor scores = at::matmul(query, key.transpose(2, 3)) /

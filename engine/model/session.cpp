@@ -44,7 +44,7 @@ TaskPreset to_preset(Task task) {
 
 // Mask `index` of decoded logits [K, H, W] as a value type.
 Mask to_mask(const DecodedMasks& decoded, int64_t index, bool keep_logits) {
-    const at::Tensor logits = decoded.logits[index].contiguous(); // [H, W] f32 CPU
+    const at::Tensor logits = decoded.logits[index].to(at::kCPU).contiguous(); // [H, W] f32
     Mask mask;
     mask.height             = logits.size(0);
     mask.width              = logits.size(1);

@@ -3,6 +3,7 @@
 // h heads, d head dim.
 #include "vision/clip_vision.h"
 #include "core/activations.h"
+#include "core/attention.h"
 
 #include "core/checkpoint.h"
 #include "core/error.h"
@@ -117,7 +118,12 @@ at::Tensor ClipAttentionImpl::forward(const at::Tensor& hidden) {
     auto heads = [&](const at::Tensor& x) { // [B, T, C] -> [B, h, T, d]
         return x.view({batch, tokens, num_heads, head_dim}).transpose(1, 2);
     };
-    const double scale       = 1.0 / std::sqrt(static_cast<double>(head_dim));
+    const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+    if (fused_attention_enabled(hidden)) // the kernel scales by 1/sqrt(d) itself
+        return out_proj(fused_attention(heads(q_proj(hidden)), heads(k_proj(hidden)),
+                                        heads(v_proj(hidden)), {}, false)
+                            .transpose(1, 2)
+                            .reshape({batch, tokens, num_heads * head_dim}));
     const at::Tensor query   = heads(q_proj(hidden) * scale);
     const at::Tensor key     = heads(k_proj(hidden));
     const at::Tensor value   = heads(v_proj(hidden));
