@@ -3,6 +3,7 @@
 #include "cli/command.h"
 #include "train/trainer.h"
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <string>
@@ -13,7 +14,7 @@ namespace {
 volatile std::sig_atomic_t g_interrupted = 0;
 
 int run_train(const std::vector<std::string>& argv) {
-    Args args(argv, {"resume", "quiet"}, {"config", "out", "steps", "threads", "device"});
+    Args args(argv, {"resume", "quiet"}, {"config", "out", "steps", "threads", "device", "time-limit"});
     if (!args.positional().empty()) throw UsageError("unexpected argument " + args.positional()[0]);
     train::TrainConfig config = train::load_train_config(args.require("config"));
     if (args.has("threads")) config.threads = static_cast<int>(args.get_int("threads", 0));
@@ -21,11 +22,18 @@ int run_train(const std::vector<std::string>& argv) {
     const int64_t max_steps = args.get_int("steps", 0);
     if (max_steps < 0) throw UsageError("--steps must be positive");
     const bool quiet = args.has("quiet");
+    const int64_t time_limit = args.get_int("time-limit", 0);
+    if (time_limit < 0) throw UsageError("--time-limit must be positive (seconds)");
+    const auto started = std::chrono::steady_clock::now();
 
     // Ctrl-C stops after the current step; the run resumes from its last checkpoint.
     std::signal(SIGINT, [](int) { g_interrupted = 1; });
     train::TrainCallbacks callbacks;
-    callbacks.should_stop = [] { return g_interrupted != 0; };
+    callbacks.should_stop = [&] {
+        const auto elapsed = std::chrono::steady_clock::now() - started;
+        return g_interrupted != 0 ||
+               (time_limit > 0 && elapsed >= std::chrono::seconds(time_limit));
+    };
     callbacks.on_message  = [](const std::string& m) { std::fprintf(stderr, "%s\n", m.c_str()); };
     callbacks.on_step     = [&](const train::StepLog& s) {
         if (quiet || s.step % config.log_every != 0) return;
@@ -43,12 +51,13 @@ int run_train(const std::vector<std::string>& argv) {
 const Registrar registrar{Command{
     "train", "train GLaMM-Shapes (a small GLaMM) from scratch on synthetic scenes",
     "usage: glamm train --config RECIPE.json --out DIR [--resume] [--steps N] [--threads N]\n"
-    "                   [--device cpu|cuda] [--quiet]\n\n"
+    "                   [--device cpu|cuda] [--time-limit SECONDS] [--quiet]\n\n"
     "Trains the tokenizer (sentencepiece) on the scenes' text, then the whole GLaMM with\n"
     "next-token cross-entropy + mask BCE + DICE. Writes DIR/glamm and DIR/clip (the release\n"
     "layout; `glamm gcg --model DIR/glamm` runs it), DIR/checkpoints/step-N, DIR/loss.csv and\n"
     "DIR/loss.svg. --resume continues from the newest checkpoint; --steps N runs at most N\n"
-    "steps now (the schedule still follows the recipe). Ctrl-C stops after the current step.\n"
+    "steps now (the schedule still follows the recipe). Ctrl-C, or --time-limit seconds after\n"
+    "the start, stops after the current step and writes a checkpoint and the release there.\n"
     "Recipe format: docs/training.md (resources/train/glamm-shapes.json is the shipped one).",
     run_train}};
 

@@ -218,14 +218,15 @@ SamMaskDecoderOutput SamMaskDecoderImpl::forward(const at::Tensor& image_embeddi
                                                  SamMaskDecoderTrace* trace) {
     const int64_t D = config.prompt_embed_dim, G = config.grid_size(), M = config.num_mask_tokens();
     const at::ScalarType dtype = iou_token->weight.scalar_type();
-    if (image_embeddings.dim() != 4 || image_embeddings.size(0) != 1 ||
-        image_embeddings.size(1) != D || image_embeddings.size(2) != G ||
-        image_embeddings.size(3) != G)
-        fail("SAM mask decoder: expected image embeddings [1, ", D, ", ", G, ", ", G, "], got ",
-             image_embeddings.sizes());
     if (sparse.dim() != 3 || sparse.size(2) != D)
         fail("SAM mask decoder: expected sparse prompts [N, P, ", D, "], got ", sparse.sizes());
     const int64_t n = sparse.size(0);
+    if (image_embeddings.dim() != 4 ||
+        (image_embeddings.size(0) != 1 && image_embeddings.size(0) != n) ||
+        image_embeddings.size(1) != D || image_embeddings.size(2) != G ||
+        image_embeddings.size(3) != G)
+        fail("SAM mask decoder: expected image embeddings [1 or ", n, ", ", D, ", ", G, ", ", G,
+             "], got ", image_embeddings.sizes());
     if (dense.dim() != 4 || dense.size(0) != n || dense.size(1) != D || dense.size(2) != G ||
         dense.size(3) != G)
         fail("SAM mask decoder: expected dense prompts [", n, ", ", D, ", ", G, ", ", G, "], got ",
@@ -240,7 +241,7 @@ SamMaskDecoderOutput SamMaskDecoderImpl::forward(const at::Tensor& image_embeddi
     at::Tensor output_tokens = at::cat({iou_token->weight, mask_tokens->weight}, 0); // [1+M, D]
     output_tokens            = output_tokens.unsqueeze(0).expand({n, -1, -1});
     at::Tensor tokens        = at::cat({output_tokens, sparse.to(dtype)}, 1); // [N, T, D]
-    // The image is shared by all prompts (repeat_interleave of a batch of one).
+    // One image shared by all prompts (repeat_interleave of a batch of one), or one per prompt.
     at::Tensor src =
         image_embeddings.to(dtype).expand({n, -1, -1, -1}) + dense.to(dtype); // [N, D, G, G]
     at::Tensor pos_src = image_pe.to(dtype).expand({n, -1, -1, -1});          // [N, D, G, G]

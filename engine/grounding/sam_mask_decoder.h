@@ -72,9 +72,10 @@ struct SamMaskDecoderTrace {
 struct SamMaskDecoderImpl : torch::nn::Module {
     explicit SamMaskDecoderImpl(const SamConfig& config);
 
-    // image_embeddings [1, D, G, G] (one image), image_pe [1, D, G, G] (get_dense_pe),
-    // sparse [N, P, D], dense [N, D, G, G] (the prompt encoder's output). All N prompts are decoded
-    // in one batch against the same image. N = 0 gives empty outputs.
+    // image_embeddings [1, D, G, G] (one image shared by all prompts, as GLaMM decodes) or
+    // [N, D, G, G] (prompt i against image i: the trainer decodes a whole batch at once),
+    // image_pe [1, D, G, G] (get_dense_pe), sparse [N, P, D], dense [N, D, G, G] (the prompt
+    // encoder's output). N = 0 gives empty outputs.
     SamMaskDecoderOutput forward(const at::Tensor& image_embeddings, const at::Tensor& image_pe,
                                  const at::Tensor& sparse, const at::Tensor& dense,
                                  SamMaskDecoderTrace* trace = nullptr);

@@ -17,6 +17,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <limits>
 #include <random>
 #include <sstream>
@@ -122,6 +123,51 @@ synth::GeneratedScene training_scene(const synth::SynthOptions& data, int64_t in
 std::mt19937_64 sample_rng(uint64_t seed, int64_t step, int64_t slot) {
     std::seed_seq seq{seed, static_cast<uint64_t>(step), static_cast<uint64_t>(slot)};
     return std::mt19937_64(seq);
+}
+
+// A sample with everything the step needs that does not depend on the weights, made on the CPU
+// (in parallel, and ahead of the step when the model is on a GPU).
+struct PreparedSample {
+    Sample sample;
+    at::Tensor clip_pixels;        // [1, 3, S, S]
+    SamPreprocessed sam;           // [1, 3, S', S'] + the resize geometry
+    std::vector<int64_t> ids;      // prompt (with the image slot) + answer + EOS
+    int64_t answer_start = 0;      // index in `ids` of the first answer token
+    at::Tensor mask_targets;       // [K, H0, W0] f32, undefined when K = 0
+};
+
+// The B samples of `step`: scene step*B + i with task and wording drawn from (seed, step, i), so
+// a batch is the same whatever the thread count or the order its samples are made in.
+std::vector<PreparedSample> prepare_batch(const TrainConfig& config, const GlammModel& model,
+                                          int64_t step) {
+    const Tokenizer& tok = *model.tokenizer;
+    std::vector<PreparedSample> batch(static_cast<size_t>(config.batch_size));
+    at::parallel_for(0, config.batch_size, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+            PreparedSample& p   = batch[static_cast<size_t>(i)];
+            std::mt19937_64 rng = sample_rng(config.seed, step, i);
+            auto [ann, image]   = training_scene(config.data, step * config.batch_size + i);
+            p.sample = make_sample(ann, std::move(image), draw_task(config.tasks, rng), rng);
+            const Sample& s = p.sample;
+            p.clip_pixels   = preprocess_clip(s.image, model.clip_config, model.clip_processor);
+            p.sam           = preprocess_sam(s.image, model.config.grounding_encoder);
+            p.ids           = tok.encode_with_image(model.first_turn_prompt(s.instruction));
+            p.answer_start  = static_cast<int64_t>(p.ids.size());
+            const std::vector<int64_t> answer = tok.encode(s.answer, false);
+            p.ids.insert(p.ids.end(), answer.begin(), answer.end());
+            p.ids.push_back(tok.eos_id());
+            if (s.masks.empty()) continue;
+            std::vector<at::Tensor> gt;
+            for (const Rle& m : s.masks) {
+                const std::vector<uint8_t> pixels = rle_decode(m);
+                gt.push_back(torch::from_blob(const_cast<uint8_t*>(pixels.data()),
+                                              {m.height, m.width}, torch::kUInt8)
+                                 .to(torch::kFloat)); // a copy
+            }
+            p.mask_targets = torch::stack(gt);
+        }
+    });
+    return batch;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -395,7 +441,7 @@ struct BatchLoss {
 };
 
 // Forward of B samples and GLaMM's loss (ref: model/GLaMM.py model_forward, training branch).
-BatchLoss batch_loss(const GlammModel& model, const std::vector<Sample>& batch,
+BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>& batch,
                      const LossWeights& weights) {
     const Tokenizer& tok      = *model.tokenizer;
     const c10::Device device  = model.device;
@@ -403,11 +449,9 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<Sample>& batch,
 
     // Both image encoders on the whole batch: [B, 3, S, S] and [B, 3, S', S'].
     std::vector<at::Tensor> clip_pixels, sam_pixels;
-    std::vector<SamPreprocessed> sam_inputs;
-    for (const Sample& s : batch) {
-        clip_pixels.push_back(preprocess_clip(s.image, model.clip_config, model.clip_processor));
-        sam_inputs.push_back(preprocess_sam(s.image, model.config.grounding_encoder));
-        sam_pixels.push_back(sam_inputs.back().pixel_values);
+    for (const PreparedSample& p : batch) {
+        clip_pixels.push_back(p.clip_pixels);
+        sam_pixels.push_back(p.sam.pixel_values);
     }
     const ClipVisionFeatures clip =
         model.clip->forward(torch::cat(clip_pixels).to(device), model.clip_selection);
@@ -415,20 +459,15 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<Sample>& batch,
     const at::Tensor sam_embeds =
         model.sam_image_encoder->forward(torch::cat(sam_pixels).to(device)); // [B, D, G, G]
 
-    // Token ids: prompt (with the image slot) + answer + EOS; targets on the answer.
+    // Targets on the answer (shifted by one: the state at position t predicts token t+1).
     const int64_t num_image = model.num_image_tokens();
     std::vector<at::Tensor> embeds;
     std::vector<std::vector<int64_t>> targets;  // per expanded position
-    std::vector<std::vector<int64_t>> seg_rows; // expanded positions of the state before [SEG]
+    std::vector<int64_t> seg_rows, seg_sample;  // state before each [SEG]: flat row, its sample
     int64_t longest = 0;
     for (int64_t b = 0; b < num_samples; ++b) {
-        const Sample& s             = batch[b];
-        std::vector<int64_t> ids    = tok.encode_with_image(model.first_turn_prompt(s.instruction));
-        const int64_t prompt_len    = static_cast<int64_t>(ids.size()) + num_image - 1;
-        std::vector<int64_t> answer = tok.encode(s.answer, false);
-        answer.push_back(tok.eos_id());
-        ids.insert(ids.end(), answer.begin(), answer.end());
-
+        const PreparedSample& p = batch[b];
+        const Sample& s         = p.sample;
         at::Tensor region; // [N, H]
         if (!s.boxes.empty()) {
             std::vector<at::Tensor> levels;
@@ -436,23 +475,27 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<Sample>& batch,
             region = model.region_encoder->forward(
                 levels, model.normalize_boxes(s.boxes, s.image.height, s.image.width));
         }
-        at::Tensor e         = assemble_embeddings(model.llama, torch::tensor(ids, torch::kLong),
+        at::Tensor e         = assemble_embeddings(model.llama, torch::tensor(p.ids, torch::kLong),
                                                    image_embeds[b], region, kImageTokenIndex,
                                                    tok.bbox_id()); // [1, S_b, H]
         const int64_t length = e.size(1);
+        const int64_t shift  = num_image - 1; // the image slot expands to num_image positions
         std::vector<int64_t> target(length, kIgnoreIndex);
-        std::vector<int64_t> rows;
-        for (size_t j = 0; j < answer.size(); ++j) {
-            const int64_t pos = prompt_len + static_cast<int64_t>(j); // answer token j
-            target[pos - 1]   = answer[j];
-            if (answer[j] == tok.seg_id()) rows.push_back(pos - 1);
+        int64_t masks = 0;
+        for (size_t j = static_cast<size_t>(p.answer_start); j < p.ids.size(); ++j) {
+            const int64_t pos = static_cast<int64_t>(j) + shift; // answer token j
+            target[pos - 1]   = p.ids[j];
+            if (p.ids[j] == tok.seg_id()) {
+                seg_rows.push_back(pos - 1); // row within the sample; made flat below
+                seg_sample.push_back(b);
+                ++masks;
+            }
         }
-        if (rows.size() != s.masks.size())
-            fail("training sample has ", rows.size(), " [SEG] tokens but ", s.masks.size(),
+        if (masks != static_cast<int64_t>(s.masks.size()))
+            fail("training sample has ", masks, " [SEG] tokens but ", s.masks.size(),
                  " masks: \"", s.answer, "\"");
         embeds.push_back(e);
         targets.push_back(std::move(target));
-        seg_rows.push_back(std::move(rows));
         longest = std::max(longest, length);
     }
 
@@ -468,6 +511,7 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<Sample>& batch,
         targets[b].resize(longest, kIgnoreIndex);
         flat_targets.insert(flat_targets.end(), targets[b].begin(), targets[b].end());
     }
+    for (size_t k = 0; k < seg_rows.size(); ++k) seg_rows[k] += seg_sample[k] * longest;
     const at::Tensor hidden =
         model.llama->model->forward(torch::cat(padded), nullptr, 0); // [B, S, H]
     const at::Tensor logits        = model.llama->logits(hidden);    // [B, S, V]
@@ -479,39 +523,40 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<Sample>& batch,
         logits.reshape({-1, logits.size(-1)}).to(torch::kFloat), target_tensor,
         torch::nn::functional::CrossEntropyFuncOptions().ignore_index(kIgnoreIndex));
 
-    // Masks: the state before each [SEG] -> text_hidden_fcs -> SAM prompt -> mask decoder.
-    at::Tensor bce            = torch::zeros({}, torch::kFloat).to(device);
-    at::Tensor dice           = torch::zeros({}, torch::kFloat).to(device);
-    const at::Tensor image_pe = model.sam_prompt_encoder->get_dense_pe();
-    for (int64_t b = 0; b < num_samples; ++b) {
-        if (seg_rows[b].empty()) continue;
-        const Sample& s         = batch[b];
-        const at::Tensor rows   = torch::tensor(seg_rows[b], torch::kLong).to(device);
-        const at::Tensor states = hidden[b].index_select(0, rows); // [K, H]
+    // Masks: the state before each [SEG] -> text_hidden_fcs -> SAM prompt -> mask decoder, all
+    // masks of the batch in one decoder call (mask k against its own sample's image).
+    at::Tensor bce  = torch::zeros({}, torch::kFloat).to(device);
+    at::Tensor dice = torch::zeros({}, torch::kFloat).to(device);
+    if (!seg_rows.empty()) {
+        const at::Tensor rows   = torch::tensor(seg_rows, torch::kLong).to(device);
+        const at::Tensor states = hidden.reshape({-1, hidden.size(-1)}).index_select(0, rows);
         const auto prompts =
-            model.sam_prompt_encoder->forward(model.text_projection->forward(states));
-        const auto decoded = model.sam_mask_decoder->forward(sam_embeds.narrow(0, b, 1), image_pe,
-                                                             prompts.sparse, prompts.dense);
-        // ref: model_forward — predictions post-processed to the original size, compared there.
-        MaskGeometry geometry;
-        geometry.img_size        = model.config.grounding_encoder.img_size;
-        geometry.resized_height  = sam_inputs[b].resized_h;
-        geometry.resized_width   = sam_inputs[b].resized_w;
-        geometry.original_height = s.image.height;
-        geometry.original_width  = s.image.width;
-        const at::Tensor mask_logits =
-            postprocess_masks(decoded.low_res_masks, geometry); // [K, H0, W0]
-        std::vector<at::Tensor> gt;
-        for (const Rle& m : s.masks) {
-            const std::vector<uint8_t> pixels = rle_decode(m);
-            gt.push_back(torch::from_blob(const_cast<uint8_t*>(pixels.data()), {m.height, m.width},
-                                          torch::kUInt8)
-                             .to(torch::kFloat)); // a copy
+            model.sam_prompt_encoder->forward(model.text_projection->forward(states)); // [M, …]
+        const at::Tensor images = sam_embeds.index_select(
+            0, torch::tensor(seg_sample, torch::kLong).to(device)); // [M, D, G, G]
+        const auto decoded = model.sam_mask_decoder->forward(
+            images, model.sam_prompt_encoder->get_dense_pe(), prompts.sparse, prompts.dense);
+        int64_t first = 0;
+        for (int64_t b = 0; b < num_samples; ++b) {
+            const PreparedSample& p = batch[b];
+            const int64_t k         = static_cast<int64_t>(p.sample.masks.size());
+            if (k == 0) continue;
+            // ref: model_forward — predictions post-processed to the original size, compared
+            // there.
+            MaskGeometry geometry;
+            geometry.img_size        = model.config.grounding_encoder.img_size;
+            geometry.resized_height  = p.sam.resized_h;
+            geometry.resized_width   = p.sam.resized_w;
+            geometry.original_height = p.sample.image.height;
+            geometry.original_width  = p.sample.image.width;
+            const at::Tensor mask_logits = postprocess_masks(
+                decoded.low_res_masks.narrow(0, first, k), geometry); // [K, H0, W0]
+            const at::Tensor targets_b = p.mask_targets.to(device);  // [K, H0, W0]
+            bce                        = bce + bce_sum(mask_logits, targets_b);
+            dice                       = dice + dice_sum(mask_logits, targets_b);
+            out.masks += k;
+            first += k;
         }
-        const at::Tensor targets_b = torch::stack(gt).to(device); // [K, H0, W0]
-        bce                        = bce + bce_sum(mask_logits, targets_b);
-        dice                       = dice + dice_sum(mask_logits, targets_b);
-        out.masks += static_cast<int64_t>(s.masks.size());
     }
     // ref: model_forward: bce_weight * Σ_k bce_k / (K + 1e-8), the same for dice.
     const double denominator   = double(out.masks) + kCountEps;
@@ -711,28 +756,42 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
     set_training(*model, true);
     int64_t skipped_in_a_row = 0;
     const int64_t end = max_steps > 0 ? std::min(config.steps, step + max_steps) : config.steps;
+    // On a GPU the next batch is made on the CPU while the current step runs; on the CPU the
+    // cores are the step's, so batches are made in turn.
+    const bool prefetch = config.prefetch < 0 ? model->device.is_cuda() : config.prefetch > 0;
+    auto make_batch     = [&](int64_t s) { return prepare_batch(config, *model, s); };
+    std::future<std::vector<PreparedSample>> next;
+    if (prefetch && step < end) next = std::async(std::launch::async, make_batch, step);
+    int64_t saved_step = step;
+    auto save          = [&] {
+        set_training(*model, false);
+        save_checkpoint(*model, optimizer, paths, step);
+        write_release(*model, config, paths);
+        set_training(*model, true);
+        saved_step = step;
+        message(cat("checkpoint at step ", step));
+    };
     while (step < end) {
         if (callbacks.should_stop && callbacks.should_stop()) {
-            message("stopped");
+            message(cat("stopped at step ", step));
             break;
         }
         const auto t0 = std::chrono::steady_clock::now();
-        std::vector<Sample> batch;
-        for (int64_t i = 0; i < config.batch_size; ++i) {
-            std::mt19937_64 rng = sample_rng(config.seed, step, i);
-            auto [ann, image]   = training_scene(config.data, step * config.batch_size + i);
-            batch.push_back(make_sample(ann, std::move(image), draw_task(config.tasks, rng), rng));
-        }
+        const std::vector<PreparedSample> batch = prefetch ? next.get() : make_batch(step);
+        if (prefetch && step + 1 < end) next = std::async(std::launch::async, make_batch, step + 1);
         const double lr = learning_rate_at(config, step);
         for (auto& group : optimizer.param_groups())
             static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
         optimizer.zero_grad();
         BatchLoss loss = batch_loss(*model, batch, config.loss);
         loss.total.backward();
-        // A step whose gradients are not finite is skipped (as a loss scaler would), a run of
-        // them ends the training with the parameters named.
-        const std::string bad = nonfinite_gradients(*model);
-        if (!bad.empty()) {
+        // The global gradient norm (clipped to grad_clip when set) is one number to check: a step
+        // whose gradients are not finite is skipped (as a loss scaler would), a run of them ends
+        // the training with the parameters named.
+        const double norm = torch::nn::utils::clip_grad_norm_(
+            params, config.grad_clip > 0 ? config.grad_clip : std::numeric_limits<double>::infinity());
+        if (!std::isfinite(norm)) {
+            const std::string bad = nonfinite_gradients(*model);
             if (++skipped_in_a_row > kMaxSkippedSteps)
                 fail("gradients are not finite for ", skipped_in_a_row, " steps in a row at step ",
                      step + 1, " (loss ", loss.total.item<double>(), "): ", bad);
@@ -740,7 +799,6 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
             optimizer.zero_grad();
         } else {
             skipped_in_a_row = 0;
-            if (config.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, config.grad_clip);
             optimizer.step();
         }
         ++step;
@@ -759,17 +817,11 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
         rows.push_back(csv_row(log));
         if (callbacks.on_step) callbacks.on_step(log);
         if (step % config.log_every == 0) flush_logs();
-        if (step % config.checkpoint_every == 0 || step == end) {
-            set_training(*model, false);
-            save_checkpoint(*model, optimizer, paths, step);
-            write_release(*model, config, paths);
-            set_training(*model, true);
-            message(cat("checkpoint at step ", step));
-        }
+        if (step % config.checkpoint_every == 0 || step == end) save();
     }
+    if (step != saved_step) save(); // stopped between checkpoints: keep what was learned
     flush_logs();
     set_training(*model, false);
-    write_release(*model, config, paths);
 }
 
 } // namespace glamm::train

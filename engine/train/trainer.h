@@ -45,6 +45,9 @@ struct TrainConfig {
     TaskMix tasks;
     std::string device = "cpu";
     int threads        = 0; // 0: all cores
+    // Make the next batch on the CPU while a step runs: -1 when the model is on a GPU, 0 never,
+    // 1 always. The batches are the same either way (not part of the recipe).
+    int prefetch = -1;
 };
 
 // Reads and checks a recipe (messages name the file and key).

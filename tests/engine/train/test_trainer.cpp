@@ -80,6 +80,42 @@ TEST(Trainer, WritesALoadableReleaseAndResumesBitIdentically) {
     EXPECT_EQ(tok.decode(ids), "a large striped red circle");
 }
 
+TEST(Trainer, AStopBetweenCheckpointsKeepsTheStepsAndResumesBitIdentically) {
+    // Checkpoints every 2 steps; a stop (Ctrl-C, --time-limit) after step 3 writes step-3 and the
+    // release there, and resuming finishes exactly as a run that never stopped.
+    const train::TrainConfig recipe = tiny_recipe();
+    const std::string straight      = test::make_temp_dir("train-nostop");
+    const std::string stopped       = test::make_temp_dir("train-stopped");
+    train::train(recipe, straight, false);
+
+    int steps_done = 0;
+    train::TrainCallbacks stop_after_three;
+    stop_after_three.on_step     = [&](const train::StepLog&) { ++steps_done; };
+    stop_after_three.should_stop = [&] { return steps_done == 3; };
+    train::train(recipe, stopped, false, stop_after_three);
+    EXPECT_EQ(steps_done, 3);
+    EXPECT_TRUE(fs::exists(fs::path(stopped) / "checkpoints" / "step-3" / "state.json"));
+    EXPECT_TRUE(fs::exists(fs::path(stopped) / "glamm" / "config.json"));
+    EXPECT_EQ(csv_rows(fs::path(stopped) / "loss.csv"), 3);
+
+    train::train(recipe, stopped, true);
+    EXPECT_EQ(csv_rows(fs::path(stopped) / "loss.csv"), recipe.steps);
+    expect_same_weights(straight + "/glamm", stopped + "/glamm");
+}
+
+TEST(Trainer, PrefetchingBatchesChangesNothing) {
+    // Batches made ahead on another thread (as on a GPU) are the batches made in turn: the same
+    // weights bit for bit after the whole run.
+    train::TrainConfig in_turn = tiny_recipe(), ahead = tiny_recipe();
+    in_turn.prefetch = 0;
+    ahead.prefetch   = 1;
+    const std::string a = test::make_temp_dir("train-inturn"), b = test::make_temp_dir("train-ahead");
+    train::train(in_turn, a, false);
+    train::train(ahead, b, false);
+    expect_same_weights(a + "/glamm", b + "/glamm");
+    expect_same_weights(a + "/clip", b + "/clip");
+}
+
 TEST(Trainer, LossFallsOnAFixedBatchSchedule) {
     // Twelve steps on the tiny model: the mean loss of the last four is below the first four
     // (the model learns the answer templates first). Deterministic: the numbers are printed.
