@@ -253,7 +253,14 @@ void LoadReport::load_module(torch::nn::Module& module, const std::string& prefi
                 cat(key, ": expected ", target.sizes(), ", got ", c10::IntArrayRef(stored.shape)));
             return;
         }
-        target.copy_(checkpoint_->tensor(key));
+        const at::Tensor source = checkpoint_->tensor(key);
+        if (share_ && target.device().is_cpu() && source.scalar_type() == target.scalar_type() &&
+            source.is_contiguous()) {
+            target.set_data(source); // the module's tensor now views the mapped file
+            shared_bytes_ += static_cast<int64_t>(source.nbytes());
+        } else {
+            target.copy_(source);
+        }
     };
     for (auto& item : module.named_parameters(/*recurse=*/true)) load_one(item.key(), item.value());
     for (auto& item : module.named_buffers(/*recurse=*/true)) load_one(item.key(), item.value());

@@ -99,10 +99,16 @@ public:
     explicit LoadReport(const Checkpoint& checkpoint) : checkpoint_(&checkpoint) {}
 
     // Copies every parameter and buffer of `module` from `prefix + name`, converting to the
-    // module's dtype. Absent keys are recorded as missing unless `optional(name)` says so;
+    // module's dtype (or shares it: share_stored_tensors). Absent keys are recorded as missing unless `optional(name)` says so;
     // shape mismatches are recorded with expected vs got.
     void load_module(torch::nn::Module& module, const std::string& prefix,
                      const std::function<bool(const std::string&)>& optional = {});
+    // From now on, a parameter or buffer on the CPU whose stored tensor has its dtype and is
+    // contiguous takes the stored tensor itself (a view of the memory-mapped file) instead of a
+    // copy: the weights are then in memory once, as file pages the kernel can share and drop.
+    void share_stored_tensors(bool on) { share_ = on; }
+    // Bytes that load_module shared rather than copied so far.
+    int64_t shared_bytes() const { return shared_bytes_; }
     // Marks a key as used outside load_module (e.g. read directly).
     void consume(const std::string& name) { consumed_.insert(name); }
     // Keys matching a prefix (or `*.suffix`) that are known harmless and skipped by name.
@@ -117,6 +123,8 @@ private:
     bool is_ignored(const std::string& name) const;
 
     const Checkpoint* checkpoint_;
+    bool share_           = false;
+    int64_t shared_bytes_ = 0;
     std::set<std::string> consumed_;
     std::vector<std::string> ignored_;
     std::vector<std::string> missing_;

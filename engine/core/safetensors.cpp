@@ -178,7 +178,10 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
     mapped->path_ = path;
     mapped->size_ = static_cast<size_t>(st.st_size);
     if (mapped->size_ > 0) {
-        void* p = mmap(nullptr, mapped->size_, PROT_READ, MAP_PRIVATE, fd, 0);
+        // Private and writable: a model's parameters may view the mapping (LoadReport's shared
+        // loading), and a write to one then copies that page instead of faulting; the file
+        // itself is never written.
+        void* p = mmap(nullptr, mapped->size_, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
         if (p == MAP_FAILED) {
             int err = errno;
             ::close(fd);

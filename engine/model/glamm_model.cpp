@@ -19,6 +19,20 @@ namespace glamm {
 
 namespace {
 
+// Sets LibTorch's default floating dtype (what modules create their parameters in) for a scope.
+class DefaultDtypeGuard {
+public:
+    explicit DefaultDtypeGuard(at::ScalarType dtype) : saved_(at::get_default_dtype()) {
+        at::set_default_dtype(c10::scalarTypeToTypeMeta(dtype));
+    }
+    ~DefaultDtypeGuard() { at::set_default_dtype(saved_); }
+    DefaultDtypeGuard(const DefaultDtypeGuard&)            = delete;
+    DefaultDtypeGuard& operator=(const DefaultDtypeGuard&) = delete;
+
+private:
+    caffe2::TypeMeta saved_;
+};
+
 // The box-embedding width is not in config.json (GLaMM hard-codes it): read it from this tensor.
 constexpr char kRegionPosEmbedKey[] = "model.region_encoder.roi_align.pos_embedd.0.weight";
 
@@ -122,10 +136,18 @@ std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
         m->config.region_encoder.pos_embed_dim = checkpoint.stored(kRegionPosEmbedKey).shape.at(0);
 
     progress("building the model", 0.15);
-    m->build_components();
+    {
+        // Built directly in the target dtype on the CPU (a 7B LLaMA is 13.5 GB in bf16, 27 GB in
+        // f32), then every tensor stored in that dtype is shared with the mapped file instead of
+        // copied (LoadReport::share_stored_tensors): the weights end up in memory once.
+        // Converting after loading rounds the same way as building in the target dtype.
+        DefaultDtypeGuard dtype_guard(m->device.is_cpu() ? m->dtype : at::kFloat);
+        m->build_components();
+    }
 
     progress("loading weights", 0.2);
     LoadReport report(checkpoint);
+    report.share_stored_tensors(m->device.is_cpu());
     report.ignore("model.vision_tower."); // CLIP is a separate download (spec §1.3)
     const std::vector<ComponentRef> refs = m->component_refs();
     for (const ComponentRef& ref : refs) {
@@ -140,6 +162,7 @@ std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
 
     progress("loading the vision tower", 0.8);
     LoadReport clip_report(clip_checkpoint);
+    clip_report.share_stored_tensors(m->device.is_cpu());
     const std::string clip_prefix = clip_vision_prefix(clip_checkpoint);
     // A full CLIPModel checkpoint also holds the text tower and projections GLaMM never uses.
     for (const char* unused :
