@@ -342,6 +342,39 @@ TEST(LoadReport, LoadsAndConvertsDtype) {
     EXPECT_EQ(report.ignored_keys(), std::vector<std::string>{"m.rotary.inv_freq"});
 }
 
+TEST(LoadReport, SharesStoredTensorsOfTheSameDtypeWithTheMapping) {
+    // The lean load: f32 tensors stored as f32 become views of the mapped file (no copy); the bf16
+    // ones still convert by copying. Writing to a shared parameter copies that page only: the
+    // file on disk keeps its bytes.
+    const std::string dir = test::make_temp_dir("load-shared");
+    const at::Tensor w    = torch::arange(12, torch::kFloat).reshape({3, 4});
+    const at::Tensor b    = torch::tensor({1.5f, -2.f, 3.f}, torch::kBFloat16);
+    const at::Tensor s    = torch::tensor({7.f, 8.f});
+    write_safetensors(dir + "/model.safetensors",
+                      {{"m.linear.weight", DType::F32, {3, 4}, w.data_ptr(), 48},
+                       {"m.linear.bias", DType::BF16, {3}, b.data_ptr(), 6},
+                       {"m.scale", DType::F32, {2}, s.data_ptr(), 8}});
+    const std::string before = read_file(dir + "/model.safetensors");
+    Checkpoint ckpt = Checkpoint::open(dir);
+    Tiny tiny;
+    LoadReport report(ckpt);
+    report.share_stored_tensors(true);
+    report.load_module(*tiny, "m.");
+    EXPECT_NO_THROW(report.finish("tiny"));
+    EXPECT_EQ(report.shared_bytes(), 48 + 8);
+    EXPECT_EQ(tiny->linear->weight.data_ptr(), ckpt.tensor("m.linear.weight").data_ptr());
+    EXPECT_EQ(tiny->scale.data_ptr(), ckpt.tensor("m.scale").data_ptr());
+    EXPECT_NE(tiny->linear->bias.data_ptr(), ckpt.tensor("m.linear.bias").data_ptr());
+    EXPECT_TRUE(torch::equal(tiny->linear->weight, w));
+    EXPECT_TRUE(torch::equal(tiny->linear->bias, b.to(torch::kFloat)));
+    {
+        torch::NoGradGuard no_grad;
+        tiny->linear->weight.add_(1); // copy-on-write page, not a fault
+    }
+    EXPECT_TRUE(torch::equal(tiny->linear->weight, w + 1));
+    EXPECT_EQ(read_file(dir + "/model.safetensors"), before);
+}
+
 TEST(LoadReport, ListsMissingMisShapedAndUnexpectedKeys) {
     const std::string dir = test::make_temp_dir("load-bad");
     const float w[8] = {}, x[1] = {};
