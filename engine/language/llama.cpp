@@ -5,6 +5,7 @@
 #include "language/llama.h"
 
 #include "core/attention.h"
+#include "core/linear.h"
 
 #include "core/checkpoint.h"
 #include "core/error.h"
@@ -83,9 +84,14 @@ at::Tensor LlamaAttentionImpl::forward(const at::Tensor& hidden, const at::Tenso
                                        int64_t start) {
     const int64_t batch = hidden.size(0), count = hidden.size(1);
     // Projections, split into heads: [1, T, H] -> [1, heads, T, D].
-    at::Tensor query = q_proj(hidden).view({batch, count, num_heads, head_dim}).transpose(1, 2);
-    at::Tensor key   = k_proj(hidden).view({batch, count, num_kv_heads, head_dim}).transpose(1, 2);
-    at::Tensor value = v_proj(hidden).view({batch, count, num_kv_heads, head_dim}).transpose(1, 2);
+    at::Tensor query =
+        linear_forward(*q_proj, hidden).view({batch, count, num_heads, head_dim}).transpose(1, 2);
+    at::Tensor key = linear_forward(*k_proj, hidden)
+                         .view({batch, count, num_kv_heads, head_dim})
+                         .transpose(1, 2);
+    at::Tensor value = linear_forward(*v_proj, hidden)
+                           .view({batch, count, num_kv_heads, head_dim})
+                           .transpose(1, 2);
 
     // ref: apply_rotary_pos_emb, rotate-half layout; cos/sin [T, D] broadcast over the heads.
     query = query * cos + rotate_half(query) * sin;
@@ -110,9 +116,9 @@ at::Tensor LlamaAttentionImpl::forward(const at::Tensor& hidden, const at::Tenso
     // On a GPU in bf16/f16: the fused kernel for a whole causal block from position 0 (prefill,
     // training) or one new token (decode, no mask).
     if (fused_attention_enabled(query) && (count == 1 || offset == 0))
-        return o_proj(fused_attention(query, key, value, {}, count > 1) // [1, Hq, T, D]
-                          .transpose(1, 2)
-                          .reshape({batch, count, num_heads * head_dim}));
+        return o_proj->forward(fused_attention(query, key, value, {}, count > 1) // [1, Hq, T, D]
+                                   .transpose(1, 2)
+                                   .reshape({batch, count, num_heads * head_dim}));
 
     // Scores in the model dtype, causal mask and softmax in fp32, probabilities cast back.
     at::Tensor scores = at::matmul(query, key.transpose(2, 3)) /
@@ -130,7 +136,7 @@ at::Tensor LlamaAttentionImpl::forward(const at::Tensor& hidden, const at::Tenso
     const at::Tensor attended = at::matmul(probs, value) // [1, Hq, T, D]
                                     .transpose(1, 2)
                                     .reshape({batch, count, num_heads * head_dim});
-    return o_proj(attended); // [1, T, H]
+    return linear_forward(*o_proj, attended); // [1, T, H]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -148,7 +154,8 @@ LlamaMLPImpl::LlamaMLPImpl(const LlamaConfig& config) {
 }
 
 at::Tensor LlamaMLPImpl::forward(const at::Tensor& hidden) {
-    return down_proj(at::silu(gate_proj(hidden)) * up_proj(hidden));
+    return linear_forward(*down_proj, at::silu(linear_forward(*gate_proj, hidden)) *
+                                          linear_forward(*up_proj, hidden));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -262,7 +269,7 @@ at::Tensor LlamaForCausalLMImpl::forward(const at::Tensor& inputs_embeds, KVCach
 }
 
 at::Tensor LlamaForCausalLMImpl::logits(const at::Tensor& hidden) {
-    if (lm_head) return lm_head(hidden); // [..., V]
+    if (lm_head) return linear_forward(*lm_head, hidden); // [..., V]
     return at::linear(hidden, model->embed_tokens->weight);
 }
 
