@@ -14,14 +14,15 @@ namespace {
 volatile std::sig_atomic_t g_interrupted = 0;
 
 int run_train(const std::vector<std::string>& argv) {
-    Args args(argv, {"resume", "quiet"}, {"config", "out", "steps", "threads", "device", "time-limit"});
+    Args args(argv, {"resume", "quiet"},
+              {"config", "out", "steps", "threads", "device", "time-limit"});
     if (!args.positional().empty()) throw UsageError("unexpected argument " + args.positional()[0]);
     train::TrainConfig config = train::load_train_config(args.require("config"));
     if (args.has("threads")) config.threads = static_cast<int>(args.get_int("threads", 0));
     if (args.has("device")) config.device = args.require("device");
     const int64_t max_steps = args.get_int("steps", 0);
     if (max_steps < 0) throw UsageError("--steps must be positive");
-    const bool quiet = args.has("quiet");
+    const bool quiet         = args.has("quiet");
     const int64_t time_limit = args.get_int("time-limit", 0);
     if (time_limit < 0) throw UsageError("--time-limit must be positive (seconds)");
     const auto started = std::chrono::steady_clock::now();
@@ -34,13 +35,13 @@ int run_train(const std::vector<std::string>& argv) {
         return g_interrupted != 0 ||
                (time_limit > 0 && elapsed >= std::chrono::seconds(time_limit));
     };
-    callbacks.on_message  = [](const std::string& m) { std::fprintf(stderr, "%s\n", m.c_str()); };
-    callbacks.on_step     = [&](const train::StepLog& s) {
+    callbacks.on_message = [](const std::string& m) { std::fprintf(stderr, "%s\n", m.c_str()); };
+    callbacks.on_step    = [&](const train::StepLog& s) {
         if (quiet || s.step % config.log_every != 0) return;
         std::fprintf(stderr,
-                         "step %lld/%lld  loss %.4f  ce %.4f  bce %.4f  dice %.4f  lr %.2e  %.2f s\n",
-                         static_cast<long long>(s.step), static_cast<long long>(config.steps), s.loss,
-                         s.ce, s.bce, s.dice, s.learning_rate, s.seconds);
+                        "step %lld/%lld  loss %.4f  ce %.4f  bce %.4f  dice %.4f  lr %.2e  %.2f s\n",
+                        static_cast<long long>(s.step), static_cast<long long>(config.steps), s.loss,
+                        s.ce, s.bce, s.dice, s.learning_rate, s.seconds);
     };
     train::train(config, args.require("out"), args.has("resume"), callbacks, max_steps);
     std::printf("model written to %s/glamm (vision tower %s/clip)\n", args.require("out").c_str(),

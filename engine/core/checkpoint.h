@@ -99,8 +99,8 @@ public:
     explicit LoadReport(const Checkpoint& checkpoint) : checkpoint_(&checkpoint) {}
 
     // Copies every parameter and buffer of `module` from `prefix + name`, converting to the
-    // module's dtype (or shares it: share_stored_tensors). Absent keys are recorded as missing unless `optional(name)` says so;
-    // shape mismatches are recorded with expected vs got.
+    // module's dtype (or shares it: share_stored_tensors). Absent keys are recorded as missing
+    // unless `optional(name)` says so; shape mismatches are recorded with expected vs got.
     void load_module(torch::nn::Module& module, const std::string& prefix,
                      const std::function<bool(const std::string&)>& optional = {});
     // From now on, a parameter or buffer on the CPU whose stored tensor has its dtype and is

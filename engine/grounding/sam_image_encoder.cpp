@@ -72,9 +72,9 @@ struct SamAttentionImpl : torch::nn::Module {
         std::vector<at::Tensor> outputs;
         for (int64_t start = 0; start < rows; start += chunk) {
             const int64_t end = std::min(rows, start + chunk), n = end - start;
-            at::Tensor qc   = q.slice(0, start, end); // [n, T, c]
-            at::Tensor kc   = k.slice(0, start, end);
-            at::Tensor vc   = v.slice(0, start, end);
+            at::Tensor qc = q.slice(0, start, end); // [n, T, c]
+            at::Tensor kc = k.slice(0, start, end);
+            at::Tensor vc = v.slice(0, start, end);
             // ref: add_decomposed_rel_pos — uses the unscaled q
             at::Tensor r_q   = qc.reshape({n, H, W, head_dim});
             at::Tensor rel_h = at::einsum("bhwc,hkc->bhwk", {r_q, Rh}); // [n, H, W, H]
@@ -82,13 +82,13 @@ struct SamAttentionImpl : torch::nn::Module {
             if (fused_attention_enabled(qc)) { // scale = head_dim^-0.5, the kernel's own
                 const at::Tensor bias =
                     (rel_h.unsqueeze(4) + rel_w.unsqueeze(3)).view({1, n, T, T});
-                outputs.push_back(fused_attention(qc.unsqueeze(0), kc.unsqueeze(0),
-                                                  vc.unsqueeze(0), bias, false)
-                                      .squeeze(0)); // [n, T, c]
+                outputs.push_back(
+                    fused_attention(qc.unsqueeze(0), kc.unsqueeze(0), vc.unsqueeze(0), bias, false)
+                        .squeeze(0)); // [n, T, c]
                 continue;
             }
             at::Tensor attn = at::matmul(qc * scale, kc.transpose(-2, -1)); // [n, T, T]
-            attn = (attn.view({n, H, W, H, W}) + rel_h.unsqueeze(4) + rel_w.unsqueeze(3))
+            attn            = (attn.view({n, H, W, H, W}) + rel_h.unsqueeze(4) + rel_w.unsqueeze(3))
                        .view({n, T, T});
             attn = at::softmax(attn, -1);
             outputs.push_back(at::matmul(attn, vc)); // [n, T, c]

@@ -26,7 +26,8 @@ Image read_ppm(const std::string& path) {
         int c;
         while ((c = in.get()) != EOF) {
             if (c == '#') {
-                while ((c = in.get()) != EOF && c != '\n') {}
+                while ((c = in.get()) != EOF && c != '\n') {
+                }
                 continue;
             }
             if (std::isspace(c)) {
@@ -75,7 +76,8 @@ Image read_ppm(const std::string& path) {
 Image load_image(const std::string& path) {
     std::error_code ec;
     if (!std::filesystem::exists(path, ec)) fail("cannot open image ", path, ": no such file");
-    if (std::filesystem::is_directory(path, ec)) fail("cannot open image ", path, ": it is a folder");
+    if (std::filesystem::is_directory(path, ec))
+        fail("cannot open image ", path, ": it is a folder");
     {
         std::ifstream probe(path, std::ios::binary);
         if (!probe) fail("cannot open image ", path, ": ", std::strerror(errno));
@@ -91,7 +93,8 @@ Image load_image(const std::string& path) {
     }
     if (bgr.empty())
         fail("cannot decode image ", path,
-             ": not an image in a format OpenCV reads (PNG, JPEG, BMP, TIFF, WebP, ...), or corrupt");
+             ": not an image in a format OpenCV reads (PNG, JPEG, BMP, TIFF, WebP, ...), or "
+             "corrupt");
     if (static_cast<int64_t>(bgr.cols) * bgr.rows > kMaxImagePixels)
         fail("image ", path, " is ", bgr.cols, "x", bgr.rows, " pixels, more than the ",
              kMaxImagePixels, " this program accepts");
@@ -115,11 +118,13 @@ void save_png(const std::string& path, const uint8_t* pixels, int64_t width, int
 #ifndef GLAMM_HAVE_OPENCV
     fail("cannot write ", path, ": this glamm was built without OpenCV (a GPU-server build)");
 #else
-    cv::Mat mat(static_cast<int>(height), static_cast<int>(width), channels == 3 ? CV_8UC3 : CV_8UC1,
-                const_cast<uint8_t*>(pixels));
+    cv::Mat mat(static_cast<int>(height), static_cast<int>(width),
+                channels == 3 ? CV_8UC3 : CV_8UC1, const_cast<uint8_t*>(pixels));
     cv::Mat out;
-    if (channels == 3) cv::cvtColor(mat, out, cv::COLOR_RGB2BGR);
-    else out = mat;
+    if (channels == 3)
+        cv::cvtColor(mat, out, cv::COLOR_RGB2BGR);
+    else
+        out = mat;
     std::vector<uchar> bytes;
     if (!cv::imencode(".png", out, bytes)) fail("cannot encode PNG for ", path);
     AtomicFile file(path);

@@ -129,11 +129,11 @@ std::mt19937_64 sample_rng(uint64_t seed, int64_t step, int64_t slot) {
 // (in parallel, and ahead of the step when the model is on a GPU).
 struct PreparedSample {
     Sample sample;
-    at::Tensor clip_pixels;        // [1, 3, S, S]
-    SamPreprocessed sam;           // [1, 3, S', S'] + the resize geometry
-    std::vector<int64_t> ids;      // prompt (with the image slot) + answer + EOS
-    int64_t answer_start = 0;      // index in `ids` of the first answer token
-    at::Tensor mask_targets;       // [K, H0, W0] f32, undefined when K = 0
+    at::Tensor clip_pixels;   // [1, 3, S, S]
+    SamPreprocessed sam;      // [1, 3, S', S'] + the resize geometry
+    std::vector<int64_t> ids; // prompt (with the image slot) + answer + EOS
+    int64_t answer_start = 0; // index in `ids` of the first answer token
+    at::Tensor mask_targets;  // [K, H0, W0] f32, undefined when K = 0
 };
 
 // The B samples of `step`: scene step*B + i with task and wording drawn from (seed, step, i), so
@@ -147,7 +147,7 @@ std::vector<PreparedSample> prepare_batch(const TrainConfig& config, const Glamm
             PreparedSample& p   = batch[static_cast<size_t>(i)];
             std::mt19937_64 rng = sample_rng(config.seed, step, i);
             auto [ann, image]   = training_scene(config.data, step * config.batch_size + i);
-            p.sample = make_sample(ann, std::move(image), draw_task(config.tasks, rng), rng);
+            p.sample        = make_sample(ann, std::move(image), draw_task(config.tasks, rng), rng);
             const Sample& s = p.sample;
             p.clip_pixels   = preprocess_clip(s.image, model.clip_config, model.clip_processor);
             p.sam           = preprocess_sam(s.image, model.config.grounding_encoder);
@@ -462,8 +462,8 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>&
     // Targets on the answer (shifted by one: the state at position t predicts token t+1).
     const int64_t num_image = model.num_image_tokens();
     std::vector<at::Tensor> embeds;
-    std::vector<std::vector<int64_t>> targets;  // per expanded position
-    std::vector<int64_t> seg_rows, seg_sample;  // state before each [SEG]: flat row, its sample
+    std::vector<std::vector<int64_t>> targets; // per expanded position
+    std::vector<int64_t> seg_rows, seg_sample; // state before each [SEG]: flat row, its sample
     int64_t longest = 0;
     for (int64_t b = 0; b < num_samples; ++b) {
         const PreparedSample& p = batch[b];
@@ -492,8 +492,8 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>&
             }
         }
         if (masks != static_cast<int64_t>(s.masks.size()))
-            fail("training sample has ", masks, " [SEG] tokens but ", s.masks.size(),
-                 " masks: \"", s.answer, "\"");
+            fail("training sample has ", masks, " [SEG] tokens but ", s.masks.size(), " masks: \"",
+                 s.answer, "\"");
         embeds.push_back(e);
         targets.push_back(std::move(target));
         longest = std::max(longest, length);
@@ -544,14 +544,14 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>&
             // ref: model_forward — predictions post-processed to the original size, compared
             // there.
             MaskGeometry geometry;
-            geometry.img_size        = model.config.grounding_encoder.img_size;
-            geometry.resized_height  = p.sam.resized_h;
-            geometry.resized_width   = p.sam.resized_w;
-            geometry.original_height = p.sample.image.height;
-            geometry.original_width  = p.sample.image.width;
+            geometry.img_size            = model.config.grounding_encoder.img_size;
+            geometry.resized_height      = p.sam.resized_h;
+            geometry.resized_width       = p.sam.resized_w;
+            geometry.original_height     = p.sample.image.height;
+            geometry.original_width      = p.sample.image.width;
             const at::Tensor mask_logits = postprocess_masks(
                 decoded.low_res_masks.narrow(0, first, k), geometry); // [K, H0, W0]
-            const at::Tensor targets_b = p.mask_targets.to(device);  // [K, H0, W0]
+            const at::Tensor targets_b = p.mask_targets.to(device);   // [K, H0, W0]
             bce                        = bce + bce_sum(mask_logits, targets_b);
             dice                       = dice + dice_sum(mask_logits, targets_b);
             out.masks += k;
@@ -776,7 +776,7 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
             message(cat("stopped at step ", step));
             break;
         }
-        const auto t0 = std::chrono::steady_clock::now();
+        const auto t0                           = std::chrono::steady_clock::now();
         const std::vector<PreparedSample> batch = prefetch ? next.get() : make_batch(step);
         if (prefetch && step + 1 < end) next = std::async(std::launch::async, make_batch, step + 1);
         const double lr = learning_rate_at(config, step);
@@ -789,7 +789,8 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
         // whose gradients are not finite is skipped (as a loss scaler would), a run of them ends
         // the training with the parameters named.
         const double norm = torch::nn::utils::clip_grad_norm_(
-            params, config.grad_clip > 0 ? config.grad_clip : std::numeric_limits<double>::infinity());
+            params,
+            config.grad_clip > 0 ? config.grad_clip : std::numeric_limits<double>::infinity());
         if (!std::isfinite(norm)) {
             const std::string bad = nonfinite_gradients(*model);
             if (++skipped_in_a_row > kMaxSkippedSteps)

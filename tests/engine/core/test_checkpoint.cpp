@@ -355,7 +355,7 @@ TEST(LoadReport, SharesStoredTensorsOfTheSameDtypeWithTheMapping) {
                        {"m.linear.bias", DType::BF16, {3}, b.data_ptr(), 6},
                        {"m.scale", DType::F32, {2}, s.data_ptr(), 8}});
     const std::string before = read_file(dir + "/model.safetensors");
-    Checkpoint ckpt = Checkpoint::open(dir);
+    Checkpoint ckpt          = Checkpoint::open(dir);
     Tiny tiny;
     LoadReport report(ckpt);
     report.share_stored_tensors(true);

@@ -33,8 +33,9 @@ TEST(ImageFile, ReadsRgbAtOriginalSize) {
 }
 
 TEST(ImageFile, WritesPngThatReadsBack) {
-    const std::string path = test::make_temp_dir("png") + "/x.png";
-    const uint8_t rgb[2 * 3 * 3] = {255, 0, 0, 0, 255, 0, 0, 0, 255, 10, 20, 30, 40, 50, 60, 70, 80, 90};
+    const std::string path       = test::make_temp_dir("png") + "/x.png";
+    const uint8_t rgb[2 * 3 * 3] = {255, 0,  0,  0,  255, 0,  0,  0,  255,
+                                    10,  20, 30, 40, 50,  60, 70, 80, 90};
     save_png(path, rgb, 3, 2, 3);
     const Image back = load_image(path);
     ASSERT_EQ(back.width, 3);
@@ -46,7 +47,8 @@ TEST(ImageFile, ExplainsUnreadableFiles) {
     const std::string dir = test::make_temp_dir("img");
     EXPECT_NE(error_of(dir + "/missing.png").find("no such file"), std::string::npos);
     EXPECT_NE(error_of(dir).find("it is a folder"), std::string::npos);
-    test::write_bytes(dir + "/noise.png", std::string("\x89PNG\r\n\x1a\n garbage that is no image", 32));
+    test::write_bytes(dir + "/noise.png",
+                      std::string("\x89PNG\r\n\x1a\n garbage that is no image", 32));
     EXPECT_NE(error_of(dir + "/noise.png").find("cannot decode image"), std::string::npos);
     test::write_bytes(dir + "/empty.jpg", "");
     EXPECT_NE(error_of(dir + "/empty.jpg").find("cannot decode image"), std::string::npos);
@@ -61,7 +63,8 @@ TEST(ImageFile, ExplainsUnreadableFiles) {
 // PGM grey expanded to RGB, and the same pixels as OpenCV's reading of the same file.
 TEST(ImageFile, ReadsBinaryPpmAndPgmWithoutOpenCv) {
     const std::string dir = test::make_temp_dir("ppm");
-    const std::string rgb("\x01\x02\x03\xfa\xfb\xfc\x00\x80\xff\x10\x20\x30\x40\x50\x60\x70\x80\x90", 18);
+    const std::string rgb(
+        "\x01\x02\x03\xfa\xfb\xfc\x00\x80\xff\x10\x20\x30\x40\x50\x60\x70\x80\x90", 18);
     test::write_bytes(dir + "/a.ppm", "P6\n# made by hand\n3 2\n255\n" + rgb);
     const Image a = read_ppm(dir + "/a.ppm");
     ASSERT_EQ(a.width, 3);

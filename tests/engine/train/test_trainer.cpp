@@ -107,9 +107,10 @@ TEST(Trainer, PrefetchingBatchesChangesNothing) {
     // Batches made ahead on another thread (as on a GPU) are the batches made in turn: the same
     // weights bit for bit after the whole run.
     train::TrainConfig in_turn = tiny_recipe(), ahead = tiny_recipe();
-    in_turn.prefetch = 0;
-    ahead.prefetch   = 1;
-    const std::string a = test::make_temp_dir("train-inturn"), b = test::make_temp_dir("train-ahead");
+    in_turn.prefetch    = 0;
+    ahead.prefetch      = 1;
+    const std::string a = test::make_temp_dir("train-inturn"),
+                      b = test::make_temp_dir("train-ahead");
     train::train(in_turn, a, false);
     train::train(ahead, b, false);
     expect_same_weights(a + "/glamm", b + "/glamm");
