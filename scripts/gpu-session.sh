@@ -104,9 +104,10 @@ log "parity: $(grep -c 'all tensors within tolerance' "$OUT/parity.log") of 3 du
     python3 - "$RECIPE" /tmp/cal/loss.csv "$TRAIN_LEFT" /tmp/recipe.json <<'EOF'
 import csv, json, statistics, sys
 recipe = json.load(open(sys.argv[1]))
-seconds = [float(r["seconds"]) for r in csv.DictReader(open(sys.argv[2]))]
-seconds = seconds[len(seconds) // 4:]  # after the warm-up of kernels and allocator
-per_step = statistics.median(seconds)
+rows = list(csv.DictReader(open(sys.argv[2])))
+rows = rows[len(rows) // 4:]  # after the warm-up of kernels and allocator
+per_step = statistics.median(float(r["seconds"]) for r in rows)
+waiting = statistics.median(float(r["data_seconds"]) for r in rows)
 budget = float(sys.argv[3]) - 15  # start-up, checkpoints
 steps = max(100, int(budget / per_step))
 o = recipe["optimizer"]
@@ -114,7 +115,8 @@ o["steps"] = steps
 o["warmup_steps"] = min(o["warmup_steps"], steps // 10)
 recipe["checkpoint_every"] = steps
 json.dump(recipe, open(sys.argv[4], "w"), indent=2)
-print(f"{per_step * 1000:.1f} ms/step at batch {o['batch_size']}: {steps} steps in {budget:.0f} s")
+print(f"{per_step * 1000:.1f} ms/step at batch {o['batch_size']} ({waiting * 1000:.1f} ms of it "
+      f"waiting for the batch): {steps} steps in {budget:.0f} s")
 EOF
     mkdir -p /tmp/run/glamm && cp /tmp/cal/glamm/tokenizer.model /tmp/run/glamm/
     $G train --config /tmp/recipe.json --out /tmp/run --device $DEVICE \

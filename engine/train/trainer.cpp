@@ -352,13 +352,14 @@ double learning_rate_at(const TrainConfig& c, int64_t step) {
 // Loss curves
 
 constexpr size_t kCsvLineBytes = 200; // a row is at most ~120 characters
-const char* kCsvHeader         = "step,learning_rate,loss,ce,bce,dice,masks,tokens,seconds";
+const char* kCsvHeader = "step,learning_rate,loss,ce,bce,dice,masks,tokens,seconds,data_seconds";
 
 std::string csv_row(const StepLog& s) {
     char line[kCsvLineBytes];
-    std::snprintf(line, sizeof line, "%lld,%.6g,%.6f,%.6f,%.6f,%.6f,%lld,%lld,%.3f",
+    std::snprintf(line, sizeof line, "%lld,%.6g,%.6f,%.6f,%.6f,%.6f,%lld,%lld,%.3f,%.3f",
                   static_cast<long long>(s.step), s.learning_rate, s.loss, s.ce, s.bce, s.dice,
-                  static_cast<long long>(s.masks), static_cast<long long>(s.tokens), s.seconds);
+                  static_cast<long long>(s.masks), static_cast<long long>(s.tokens), s.seconds,
+                  s.data_seconds);
     return line;
 }
 
@@ -778,6 +779,8 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
         }
         const auto t0                           = std::chrono::steady_clock::now();
         const std::vector<PreparedSample> batch = prefetch ? next.get() : make_batch(step);
+        const double data_seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         if (prefetch && step + 1 < end) next = std::async(std::launch::async, make_batch, step + 1);
         const double lr = learning_rate_at(config, step);
         for (auto& group : optimizer.param_groups())
@@ -814,6 +817,7 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
         log.masks         = loss.masks;
         log.tokens        = loss.tokens;
         log.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        log.data_seconds = data_seconds;
         if (!std::isfinite(log.loss)) fail("the loss is not finite at step ", step);
         rows.push_back(csv_row(log));
         if (callbacks.on_step) callbacks.on_step(log);

@@ -59,7 +59,8 @@ struct StepLog {
     int64_t step         = 0;
     double learning_rate = 0, loss = 0, ce = 0, bce = 0, dice = 0;
     int64_t masks = 0, tokens = 0;
-    double seconds = 0; // wall time of the step
+    double seconds      = 0; // wall time of the step
+    double data_seconds = 0; // of which making (or, prefetched, waiting for) the batch
 };
 
 struct TrainCallbacks {
