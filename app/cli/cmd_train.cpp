@@ -15,11 +15,12 @@ volatile std::sig_atomic_t g_interrupted = 0;
 
 int run_train(const std::vector<std::string>& argv) {
     Args args(argv, {"resume", "quiet"},
-              {"config", "out", "steps", "threads", "device", "time-limit"});
+              {"config", "out", "steps", "threads", "device", "time-limit", "init"});
     if (!args.positional().empty()) throw UsageError("unexpected argument " + args.positional()[0]);
     train::TrainConfig config = train::load_train_config(args.require("config"));
     if (args.has("threads")) config.threads = static_cast<int>(args.get_int("threads", 0));
     if (args.has("device")) config.device = args.require("device");
+    if (args.has("init")) config.init = args.require("init");
     const int64_t max_steps = args.get_int("steps", 0);
     if (max_steps < 0) throw UsageError("--steps must be positive");
     const bool quiet         = args.has("quiet");
@@ -52,13 +53,15 @@ int run_train(const std::vector<std::string>& argv) {
 const Registrar registrar{Command{
     "train", "train GLaMM-Shapes (a small GLaMM) from scratch on synthetic scenes",
     "usage: glamm train --config RECIPE.json --out DIR [--resume] [--steps N] [--threads N]\n"
-    "                   [--device cpu|cuda] [--time-limit SECONDS] [--quiet]\n\n"
+    "                   [--device cpu|cuda] [--time-limit SECONDS] [--init DIR] [--quiet]\n\n"
     "Trains the tokenizer (sentencepiece) on the scenes' text, then the whole GLaMM with\n"
     "next-token cross-entropy + mask BCE + DICE. Writes DIR/glamm and DIR/clip (the release\n"
     "layout; `glamm gcg --model DIR/glamm` runs it), DIR/checkpoints/step-N, DIR/loss.csv and\n"
     "DIR/loss.svg. --resume continues from the newest checkpoint; --steps N runs at most N\n"
     "steps now (the schedule still follows the recipe). Ctrl-C, or --time-limit seconds after\n"
     "the start, stops after the current step and writes a checkpoint and the release there.\n"
+    "--init DIR starts from the weights and tokenizer of DIR/glamm + DIR/clip (a release or a\n"
+    "run) instead of a fresh initialisation: a second stage with its own schedule.\n"
     "Recipe format: docs/training.md (resources/train/glamm-shapes.json is the shipped one).",
     run_train}};
 

@@ -328,14 +328,19 @@ void save_checkpoint(const GlammModel& model, torch::optim::AdamW& optimizer, co
     fs::rename(tmp, final_dir);
 }
 
-void load_checkpoint(GlammModel& model, torch::optim::AdamW& optimizer, const fs::path& dir) {
+// Every component's weights from DIR/glamm and DIR/clip (a checkpoint or a release), strictly.
+void load_weights(GlammModel& model, const fs::path& dir) {
     const Checkpoint glamm_ckpt = Checkpoint::open((dir / "glamm").string());
     const Checkpoint clip_ckpt  = Checkpoint::open((dir / "clip").string());
     LoadReport glamm_report(glamm_ckpt), clip_report(clip_ckpt);
     for (const ComponentRef& ref : model.component_refs())
         (ref.in_vision_tower ? clip_report : glamm_report).load_module(*ref.module, ref.prefix);
-    glamm_report.finish("the checkpoint " + (dir / "glamm").string());
-    clip_report.finish("the checkpoint " + (dir / "clip").string());
+    glamm_report.finish("the weights in " + (dir / "glamm").string());
+    clip_report.finish("the weights in " + (dir / "clip").string());
+}
+
+void load_checkpoint(GlammModel& model, torch::optim::AdamW& optimizer, const fs::path& dir) {
+    load_weights(model, dir);
     torch::load(optimizer, (dir / "optimizer.pt").string());
 }
 
@@ -639,6 +644,7 @@ TrainConfig parse_train_config(const std::string& json_text, const std::string& 
     }
     if (j.contains("device")) c.device = j["device"].get<std::string>();
     if (j.contains("threads")) c.threads = j["threads"].get<int>();
+    if (j.contains("init")) c.init = j["init"].get<std::string>();
     return c;
 }
 
@@ -678,7 +684,7 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
     };
     const Paths paths(out_dir);
     fs::create_directories(paths.out);
-    const nlohmann::json recipe = {
+    nlohmann::json recipe = {
         {"model", config.model},
         {"vision_tower", config.vision_tower},
         {"tokenizer_vocab", config.tokenizer_vocab},
@@ -687,6 +693,7 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
         {"seed", config.seed},
         {"steps", config.steps},
         {"batch_size", config.batch_size}};
+    if (!config.init.empty()) recipe["init"] = config.init;
     const int64_t start_checkpoint = resume ? newest_checkpoint(paths) : -1;
     if (start_checkpoint >= 0) {
         const nlohmann::json saved =
@@ -705,6 +712,12 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
 
     // Tokenizer (once per run).
     fs::create_directories(paths.glamm);
+    if (!fs::exists(paths.glamm / "tokenizer.model") && !config.init.empty()) {
+        // Starting from trained weights: their tokenizer, whose ids the embeddings were learned on.
+        message(cat("using the tokenizer of ", config.init));
+        fs::copy_file(fs::path(config.init) / "glamm" / "tokenizer.model",
+                      paths.glamm / "tokenizer.model");
+    }
     if (!fs::exists(paths.glamm / "tokenizer.model")) {
         message(cat("training the tokenizer on the text of ", config.tokenizer_corpus, " scenes"));
         train_tokenizer(config, paths.glamm, paths.out);
@@ -730,6 +743,10 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
     model->clip_selection          = clip_selection_for(model->config, model->clip_config);
     model->build_components();
     initialise(*model);
+    if (!config.init.empty() && start_checkpoint < 0) {
+        message(cat("starting from the weights in ", config.init));
+        load_weights(*model, config.init);
+    }
     for (const ComponentRef& ref : model->component_refs()) ref.module->to(model->device);
 
     std::vector<at::Tensor> params = trainable_parameters(*model);

@@ -43,6 +43,9 @@ struct TrainConfig {
     int64_t checkpoint_every = 0, log_every = 0;
     LossWeights loss;
     TaskMix tasks;
+    // A folder with glamm/ and clip/ (a release or a run) whose weights and tokenizer the training
+    // starts from instead of a fresh initialisation (a second stage; empty: from scratch).
+    std::string init;
     std::string device = "cpu";
     int threads        = 0; // 0: all cores
     // Make the next batch on the CPU while a step runs: -1 when the model is on a GPU, 0 never,

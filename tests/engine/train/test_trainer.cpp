@@ -1,6 +1,7 @@
 // glamm::train on a tiny recipe (tests/data/train/tiny-recipe.json: widths 16-32, 4 steps of 2
 // scenes, one thread): the release it writes loads strictly and answers; training is
 // deterministic and a resumed run ends bit-identical to an uninterrupted one; misuse is refused.
+#include "core/atomic_file.h"
 #include "core/checkpoint.h"
 #include "core/error.h"
 #include "model/glamm_model.h"
@@ -115,6 +116,34 @@ TEST(Trainer, PrefetchingBatchesChangesNothing) {
     train::train(ahead, b, false);
     expect_same_weights(a + "/glamm", b + "/glamm");
     expect_same_weights(a + "/clip", b + "/clip");
+}
+
+TEST(Trainer, ASecondStageStartsFromTrainedWeightsAndTheirTokenizer) {
+    // Stage 1: 12 steps from scratch. Stage 2 (--init stage 1): its first step sees the trained
+    // weights (loss near stage 1's end, far below a fresh model's first step) and keeps stage 1's
+    // tokenizer byte for byte; the recipe records where it started.
+    train::TrainConfig first = tiny_recipe();
+    first.steps              = 12;
+    first.checkpoint_every   = 12;
+    first.learning_rate      = 3e-3;
+    const std::string a      = test::make_temp_dir("train-stage1"),
+                      b      = test::make_temp_dir("train-stage2");
+    std::vector<double> first_losses, second_losses;
+    train::TrainCallbacks on_first, on_second;
+    on_first.on_step  = [&](const train::StepLog& s) { first_losses.push_back(s.loss); };
+    on_second.on_step = [&](const train::StepLog& s) { second_losses.push_back(s.loss); };
+    train::train(first, a, false, on_first);
+
+    train::TrainConfig second = tiny_recipe();
+    second.init               = a;
+    second.data.seed          = first.data.seed + 1; // new scenes
+    train::train(second, b, false, on_second);
+    ASSERT_EQ(second_losses.size(), static_cast<size_t>(second.steps));
+    std::printf("fresh first step %.4f, stage 1 last %.4f, stage 2 first %.4f\n", first_losses[0],
+                first_losses.back(), second_losses[0]);
+    EXPECT_LT(second_losses[0], first_losses[0] - 0.5);
+    EXPECT_EQ(read_file(a + "/glamm/tokenizer.model"), read_file(b + "/glamm/tokenizer.model"));
+    EXPECT_NE(read_file(b + "/recipe.json").find(a), std::string::npos);
 }
 
 TEST(Trainer, LossFallsOnAFixedBatchSchedule) {
