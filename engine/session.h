@@ -49,6 +49,9 @@ struct ModelOptions {
 // tree). Empty when none exists. Its vision tower is found through its config.json.
 std::string default_model_dir();
 
+// True when this build's LibTorch has CUDA and a GPU is visible (what `device = "cuda"` needs).
+bool cuda_available();
+
 // The loaded model: weights, tokenizer, configs. Immutable; share it with std::shared_ptr.
 class Model {
 public:

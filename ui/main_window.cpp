@@ -390,9 +390,11 @@ void MainWindow::reportError(const QString& action, const QString& message) {
     emit errorReported(lastError_);
 }
 
-void MainWindow::loadModel(const ModelSettings& settings) {
-    settings_             = settings;
-    const QString problem = SettingsDialog::checkModelFolder(settings.modelDir);
+void MainWindow::loadModel(const ModelSettings& requested) {
+    ModelSettings settings = requested;
+    settings.modelDir      = SettingsDialog::resolvedModelDir(settings.modelDir);
+    settings_              = settings;
+    const QString problem  = SettingsDialog::checkModelFolder(settings.modelDir);
     if (!problem.isEmpty()) {
         reportError(tr("load the model from %1").arg(settings.modelDir), problem);
         return;

@@ -1,6 +1,8 @@
 // SettingsDialog: a form over ModelSettings, persisted in QSettings under "model/…".
 #include "ui/settings_dialog.h"
 
+#include "engine/session.h"
+
 #include <QComboBox>
 #include <QDialogButtonBox>
 #include <QDir>
@@ -14,6 +16,7 @@
 #include <QPushButton>
 #include <QSettings>
 #include <QSpinBox>
+#include <QStandardItemModel>
 
 namespace {
 
@@ -30,7 +33,8 @@ QWidget* withBrowse(QLineEdit* edit, QPushButton* browse) {
 
 SettingsDialog::SettingsDialog(QWidget* parent) : QDialog(parent) {
     setWindowTitle(tr("Model Settings"));
-    modelDir_       = new QLineEdit;
+    modelDir_ = new QLineEdit;
+    modelDir_->setPlaceholderText(tr("empty: the bundled GLaMM-Shapes model"));
     visionTowerDir_ = new QLineEdit;
     visionTowerDir_->setPlaceholderText(tr("from the model's config.json"));
     auto* browseModelButton = new QPushButton(tr("Browse…"));
@@ -41,7 +45,14 @@ SettingsDialog::SettingsDialog(QWidget* parent) : QDialog(parent) {
 
     device_ = new QComboBox;
     device_->addItem(tr("CPU"), QStringLiteral("cpu"));
-    device_->addItem(tr("CUDA (when this build has it)"), QStringLiteral("cuda"));
+    device_->addItem(tr("CUDA"), QStringLiteral("cuda"));
+    if (!glamm::cuda_available()) {
+        // Still listed, so that a saved "cuda" setting shows, but not selectable.
+        auto* items = qobject_cast<QStandardItemModel*>(device_->model());
+        if (items) items->item(1)->setEnabled(false);
+        device_->setItemData(1, tr("This build has no CUDA support, or no GPU is visible."),
+                             Qt::ToolTipRole);
+    }
     dtype_ = new QComboBox;
     dtype_->addItem(tr("float32 (exact)"), QStringLiteral("f32"));
     dtype_->addItem(tr("bfloat16"), QStringLiteral("bf16"));
@@ -125,6 +136,10 @@ void SettingsDialog::save(const ModelSettings& s) {
     q.setValue(QStringLiteral("generation/topP"), s.topP);
 }
 
+QString SettingsDialog::resolvedModelDir(const QString& dir) {
+    return dir.isEmpty() ? QString::fromStdString(glamm::default_model_dir()) : dir;
+}
+
 QString SettingsDialog::checkModelFolder(const QString& dir) {
     if (dir.isEmpty()) return tr("No model folder is set.");
     const QDir d(dir);
@@ -153,8 +168,12 @@ void SettingsDialog::browseVisionTower() {
 }
 
 void SettingsDialog::updateCheck() {
-    const QString problem = checkModelFolder(modelDir_->text().trimmed());
-    check_->setText(problem.isEmpty() ? tr("✓ looks like a GLaMM release") : problem);
+    const QString dir     = modelDir_->text().trimmed();
+    const QString problem = checkModelFolder(resolvedModelDir(dir));
+    const QString ok = dir.isEmpty() ? tr("✓ the bundled GLaMM-Shapes model (a small demo model "
+                                          "trained on synthetic shapes)")
+                                     : tr("✓ looks like a GLaMM release");
+    check_->setText(problem.isEmpty() ? ok : problem);
     check_->setStyleSheet(problem.isEmpty() ? QStringLiteral("color: #2a7a2a;")
                                             : QStringLiteral("color: #b00;"));
 }

@@ -26,6 +26,8 @@ public:
     static void save(const ModelSettings& settings);
     // Empty when `dir` looks like a GLaMM release; else what is missing, for the user.
     static QString checkModelFolder(const QString& dir);
+    // The folder a model setting means: the bundled GLaMM-Shapes model when empty.
+    static QString resolvedModelDir(const QString& dir);
 
 private slots:
     void browseModel();
