@@ -1,7 +1,6 @@
 // glamm-studio: composes the main window and runs the Qt event loop. The scriptable start
 // (--model … --image … --prompt … --answer … --screenshot … --quit) drives the window through its
 // public API for demos, docs and tests.
-#include "session.h"
 #include "ui/image_canvas.h"
 #include "ui/main_window.h"
 #include "ui/phrase_list_model.h"
@@ -106,8 +105,7 @@ int main(int argc, char** argv) {
     ModelSettings settings = SettingsDialog::load();
     if (parser.isSet(modelOption)) settings.modelDir = parser.value(modelOption);
     // No model configured yet: the bundled GLaMM-Shapes model, so a first launch works.
-    if (settings.modelDir.isEmpty())
-        settings.modelDir = QString::fromStdString(glamm::default_model_dir());
+    settings.modelDir = SettingsDialog::resolvedModelDir(settings.modelDir);
     if (parser.isSet(visionOption)) settings.visionTowerDir = parser.value(visionOption);
     const bool scripted = parser.isSet(promptOption) || parser.isSet(answerOption) ||
                           parser.isSet(screenshotOption) || parser.isSet(quitOption);

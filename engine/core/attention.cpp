@@ -1,10 +1,9 @@
 #include "core/attention.h"
 
+#include "core/device.h"
 #include "core/error.h"
 
 #include <torch/version.h>
-
-#include <cstdlib>
 
 #if defined(GLAMM_FUSED_ATTENTION) && TORCH_VERSION_MAJOR >= 2
 #define GLAMM_HAS_SDPA 1
@@ -14,11 +13,8 @@ namespace glamm {
 
 bool fused_attention_enabled(const at::Tensor& query) {
 #ifdef GLAMM_HAS_SDPA
-    static const bool disabled = [] {
-        const char* v = std::getenv("GLAMM_NO_FUSED_ATTENTION");
-        return v && *v && *v != '0';
-    }();
-    const at::ScalarType t = query.scalar_type();
+    static const bool disabled = env_flag("GLAMM_NO_FUSED_ATTENTION");
+    const at::ScalarType t     = query.scalar_type();
     return !disabled && query.is_cuda() && (t == at::kBFloat16 || t == at::kHalf);
 #else
     (void)query;

@@ -4,23 +4,35 @@
 
 #include <torch/torch.h>
 
+#include <cstdlib>
+#include <string>
 #include <thread>
 
 namespace glamm {
 
-bool cuda_available() { return torch::cuda::is_available(); }
+bool cuda_available() {
+    return torch::cuda::is_available();
+}
+
+bool env_flag(const char* name) {
+    const char* v = std::getenv(name);
+    return v && *v && std::string(v) != "0";
+}
 
 c10::Device parse_device(const std::string& name) {
     if (name == "cpu") return c10::Device(c10::kCPU);
     if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
         if (!cuda_available())
-            fail("device \"", name, "\" requested but ",
-                 "this build's LibTorch has no CUDA support or no GPU is visible (use --device cpu, "
-                 "or build against a CUDA LibTorch: see README)");
+            fail(
+                "device \"", name, "\" requested but ",
+                "this build's LibTorch has no CUDA support or no GPU is visible (use --device cpu, "
+                "or build against a CUDA LibTorch: see README)");
         try {
             c10::Device device(name);
-            if (device.has_index() && device.index() >= static_cast<int>(torch::cuda::device_count()))
-                fail("device \"", name, "\" does not exist (", torch::cuda::device_count(), " GPUs)");
+            if (device.has_index() &&
+                device.index() >= static_cast<int>(torch::cuda::device_count()))
+                fail("device \"", name, "\" does not exist (", torch::cuda::device_count(),
+                     " GPUs)");
             return device;
         } catch (const c10::Error&) {
             fail("cannot parse device \"", name, "\"");
@@ -38,10 +50,14 @@ c10::ScalarType parse_dtype(const std::string& name) {
 
 const char* dtype_short_name(c10::ScalarType type) {
     switch (type) {
-    case c10::kFloat: return "f32";
-    case c10::kBFloat16: return "bf16";
-    case c10::kHalf: return "f16";
-    default: return c10::toString(type);
+    case c10::kFloat:
+        return "f32";
+    case c10::kBFloat16:
+        return "bf16";
+    case c10::kHalf:
+        return "f16";
+    default:
+        return c10::toString(type);
     }
 }
 

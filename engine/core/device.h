@@ -25,4 +25,9 @@ void set_threads(int threads);
 // True when this LibTorch build can use CUDA and a device is present.
 bool cuda_available();
 
+// True when the environment variable `name` is set to something other than "" or "0" (the
+// GLAMM_NO_* switches that turn a fast path off to compare against the plain one). Read once per
+// name by each caller that caches it.
+bool env_flag(const char* name);
+
 } // namespace glamm

@@ -1,9 +1,10 @@
 #include "core/linear.h"
 
+#include "core/device.h"
+
 #include <ATen/Parallel.h>
 
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -81,10 +82,7 @@ gemv_rows(const uint16_t* x, const uint16_t* w, int64_t in, int64_t begin, int64
 #endif
 
 bool gemv_disabled() {
-    static const bool off = [] {
-        const char* v = std::getenv("GLAMM_NO_GEMV");
-        return v && *v && *v != '0';
-    }();
+    static const bool off = env_flag("GLAMM_NO_GEMV");
     return off;
 }
 

@@ -306,16 +306,22 @@ DecodedMasks GlammModel::decode_masks(const EncodedImage& image,
     out.iou_predictions          = decoded.iou_predictions;
     out.decoder_ms               = elapsed_ms(t0);
 
-    t0 = std::chrono::steady_clock::now();
+    t0                 = std::chrono::steady_clock::now();
+    out.logits         = postprocess_masks(out.low_res_masks,
+                                           mask_geometry(image.sam_input, image.height, image.width));
+    out.postprocess_ms = elapsed_ms(t0);
+    return out;
+}
+
+MaskGeometry GlammModel::mask_geometry(const SamPreprocessed& sam, int64_t height,
+                                       int64_t width) const {
     MaskGeometry geometry;
     geometry.img_size        = config.grounding_encoder.img_size;
-    geometry.resized_height  = image.sam_input.resized_h;
-    geometry.resized_width   = image.sam_input.resized_w;
-    geometry.original_height = image.height;
-    geometry.original_width  = image.width;
-    out.logits               = postprocess_masks(out.low_res_masks, geometry);
-    out.postprocess_ms       = elapsed_ms(t0);
-    return out;
+    geometry.resized_height  = sam.resized_h;
+    geometry.resized_width   = sam.resized_w;
+    geometry.original_height = height;
+    geometry.original_width  = width;
+    return geometry;
 }
 
 std::string GlammModel::first_turn_prompt(const std::string& instruction) const {

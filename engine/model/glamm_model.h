@@ -5,6 +5,7 @@
 #pragma once
 
 #include "core/config.h"
+#include "grounding/mask_postprocess.h"
 #include "grounding/sam_image_encoder.h"
 #include "grounding/sam_mask_decoder.h"
 #include "grounding/sam_prompt_encoder.h"
@@ -133,6 +134,9 @@ public:
     // text_hidden_fcs + SAM prompt encoder + mask decoder + post-processing for K hidden states
     // [K, H] (the states before each [SEG]).
     DecodedMasks decode_masks(const EncodedImage& image, const at::Tensor& seg_hidden) const;
+    // Where SAM's low-res masks map back to an image of height × width that preprocess_sam gave
+    // `sam` for (ref: Sam.postprocess_masks).
+    MaskGeometry mask_geometry(const SamPreprocessed& sam, int64_t height, int64_t width) const;
     // The llava_v1 first-turn prompt for an instruction.
     std::string first_turn_prompt(const std::string& instruction) const;
 

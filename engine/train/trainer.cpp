@@ -549,15 +549,11 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>&
             if (k == 0) continue;
             // ref: model_forward — predictions post-processed to the original size, compared
             // there.
-            MaskGeometry geometry;
-            geometry.img_size            = model.config.grounding_encoder.img_size;
-            geometry.resized_height      = p.sam.resized_h;
-            geometry.resized_width       = p.sam.resized_w;
-            geometry.original_height     = p.sample.image.height;
-            geometry.original_width      = p.sample.image.width;
-            const at::Tensor mask_logits = postprocess_masks(
-                decoded.low_res_masks.narrow(0, first, k), geometry); // [K, H0, W0]
-            const at::Tensor targets_b = p.mask_targets.to(device);   // [K, H0, W0]
+            const at::Tensor mask_logits =
+                postprocess_masks(decoded.low_res_masks.narrow(0, first, k),
+                                  model.mask_geometry(p.sam, p.sample.image.height,
+                                                      p.sample.image.width)); // [K, H0, W0]
+            const at::Tensor targets_b = p.mask_targets.to(device);           // [K, H0, W0]
             bce                        = bce + bce_sum(mask_logits, targets_b);
             dice                       = dice + dice_sum(mask_logits, targets_b);
             out.masks += k;
