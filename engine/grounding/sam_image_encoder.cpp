@@ -80,8 +80,9 @@ struct SamAttentionImpl : torch::nn::Module {
             at::Tensor rel_h = at::einsum("bhwc,hkc->bhwk", {r_q, Rh}); // [n, H, W, H]
             at::Tensor rel_w = at::einsum("bhwc,wkc->bhwk", {r_q, Rw}); // [n, H, W, W]
             if (fused_attention_enabled(qc)) { // scale = head_dim^-0.5, the kernel's own
+                // The broadcast sum takes einsum's permuted layout: reshape, not view.
                 const at::Tensor bias =
-                    (rel_h.unsqueeze(4) + rel_w.unsqueeze(3)).view({1, n, T, T});
+                    (rel_h.unsqueeze(4) + rel_w.unsqueeze(3)).reshape({1, n, T, T});
                 outputs.push_back(
                     fused_attention(qc.unsqueeze(0), kc.unsqueeze(0), vc.unsqueeze(0), bias, false)
                         .squeeze(0)); // [n, T, c]

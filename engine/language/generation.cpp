@@ -2,7 +2,10 @@
 // Legend: S prompt positions (expanded), N generated tokens, H hidden size, V vocabulary.
 #include "language/generation.h"
 
+#include "core/cuda_graph.h"
+#include "core/device.h"
 #include "core/error.h"
+#include "language/static_decoder.h"
 
 #include <ATen/ATen.h>
 #include <torch/utils.h>
@@ -38,6 +41,20 @@ const char* to_string(StopReason reason) {
         return "max_new_tokens";
     case StopReason::kAborted:
         return "aborted";
+    }
+    return "?";
+}
+
+const char* to_string(DecodeMode mode) {
+    switch (mode) {
+    case DecodeMode::kAuto:
+        return "auto";
+    case DecodeMode::kEager:
+        return "eager";
+    case DecodeMode::kStatic:
+        return "static";
+    case DecodeMode::kCudaGraph:
+        return "cuda_graph";
     }
     return "?";
 }
@@ -134,6 +151,31 @@ GenerationResult generate(LlamaForCausalLM& llama, const at::Tensor& prompt_embe
     result.prompt_hidden_states    = prompt_hidden;                            // [S, H]
     at::Tensor last                = prompt_hidden[prompt_hidden.size(0) - 1]; // [H]
 
+    DecodeMode mode = options.decode_mode;
+    if (mode == DecodeMode::kAuto) {
+        static const bool graphs_off = env_flag("GLAMM_NO_CUDA_GRAPH");
+        mode = prompt_hidden.is_cuda() && CudaGraph::supported() && !graphs_off
+                   ? DecodeMode::kCudaGraph
+                   : DecodeMode::kEager;
+    }
+    result.decode_mode = mode;
+    std::optional<StaticDecoder> fixed; // made at the first step (kStatic, kCudaGraph)
+    auto decode_step = [&](const at::Tensor& embeds) -> at::Tensor { // [1, 1, H] -> [H]
+        if (result.decode_mode == DecodeMode::kEager)
+            return llama->forward(embeds, &cache, cache.length())[0][0];
+        try {
+            if (!fixed) fixed.emplace(llama, cache, result.decode_mode == DecodeMode::kCudaGraph);
+            return fixed->step(embeds);
+        } catch (const Error& e) {
+            // Only an automatic choice may fall back; the step did not commit its position.
+            if (options.decode_mode != DecodeMode::kAuto) throw;
+            result.decode_fallback = e.what();
+            result.decode_mode     = DecodeMode::kEager;
+            fixed.reset();
+            return llama->forward(embeds, &cache, cache.length())[0][0];
+        }
+    };
+
     std::vector<at::Tensor> producers;
     result.stopped_by = StopReason::kMaxNewTokens;
     for (int64_t index = 0; index < options.max_new_tokens; ++index) {
@@ -152,7 +194,7 @@ GenerationResult generate(LlamaForCausalLM& llama, const at::Tensor& prompt_embe
             break;
         }
         const at::Tensor token = at::full({1}, id, at::TensorOptions().dtype(at::kLong));
-        last = llama->forward(llama->embed(token).unsqueeze(0), &cache, cache.length())[0][0];
+        last                   = decode_step(llama->embed(token).unsqueeze(0));
     }
     if (!producers.empty()) result.producer_hidden_states = at::stack(producers); // [N, H]
     return result;

@@ -12,9 +12,19 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace glamm {
+
+// How the decoding steps after the prefill run.
+enum class DecodeMode {
+    kAuto,      // kCudaGraph on a GPU when the build has CUDA graphs, else kEager
+    kEager,     // LlamaForCausalLM::forward over a cache that grows by one position per step
+    kStatic,    // StaticDecoder without a graph: fixed shapes, position on the device
+    kCudaGraph, // StaticDecoder recorded once as a CUDA graph and replayed per token
+};
+const char* to_string(DecodeMode mode);
 
 // Runtime knobs of one generate() call.
 struct GenerationOptions {
@@ -29,6 +39,10 @@ struct GenerationOptions {
     double temperature = 0.0;
     double top_p       = 1.0; // nucleus sampling mass (sampling only)
     uint64_t seed      = 0;   // sampling RNG seed (SplitMix64), same seed -> same tokens
+    // kAuto picks kCudaGraph on CUDA unless GLAMM_NO_CUDA_GRAPH=1; if recording the graph fails
+    // there, decoding goes on with kEager (GenerationResult says so). An explicit mode that
+    // cannot run throws.
+    DecodeMode decode_mode = DecodeMode::kAuto;
 };
 
 struct GenerationCallbacks {
@@ -36,7 +50,8 @@ struct GenerationCallbacks {
     std::function<void(int64_t id, int64_t index)> on_token;
     // Same moment, with the final-norm hidden state that produced the id ([H], model dtype):
     // what a [SEG] mask is decoded from while generation goes on.
-    std::function<void(int64_t id, int64_t index, const at::Tensor& producer_hidden)> on_token_state;
+    std::function<void(int64_t id, int64_t index, const at::Tensor& producer_hidden)>
+        on_token_state;
     // Checked before every decoding step (after the prefill too); true stops with kAborted.
     std::function<bool()> should_abort;
 };
@@ -51,7 +66,9 @@ struct GenerationResult {
     at::Tensor producer_hidden_states;
     // Final-norm hidden states of the prompt positions fed to this call. [S, H], model dtype.
     at::Tensor prompt_hidden_states;
-    StopReason stopped_by = StopReason::kMaxNewTokens;
+    StopReason stopped_by  = StopReason::kMaxNewTokens;
+    DecodeMode decode_mode = DecodeMode::kEager; // what really ran the steps
+    std::string decode_fallback; // why kAuto fell back from kCudaGraph ("" when it did not)
 
     // Hidden states of every position of (prompt + ids) except the last id, as a reference
     // forward over that whole sequence gives them: cat(prompt, producers[1:]). [S + N - 1, H]

@@ -26,8 +26,10 @@ void KVCache::allocate(int64_t capacity, const at::Tensor& like) {
     keys.reserve(num_layers_);
     values.reserve(num_layers_);
     for (int64_t layer = 0; layer < num_layers_; ++layer) {
-        keys.push_back(at::empty({1, kv_heads_, capacity, head_dim_}, like.options()));
-        values.push_back(at::empty({1, kv_heads_, capacity, head_dim_}, like.options()));
+        // Zeros, not garbage: a fixed-shape step (write_at) attends over the whole capacity with
+        // the unused positions masked, and a masked NaN would still poison probs x values.
+        keys.push_back(at::zeros({1, kv_heads_, capacity, head_dim_}, like.options()));
+        values.push_back(at::zeros({1, kv_heads_, capacity, head_dim_}, like.options()));
         if (length_ > 0) {
             keys.back().narrow(2, 0, length_).copy_(keys_[layer].narrow(2, 0, length_));
             values.back().narrow(2, 0, length_).copy_(values_[layer].narrow(2, 0, length_));
@@ -85,6 +87,28 @@ std::pair<at::Tensor, at::Tensor> KVCache::write(int64_t layer, int64_t start,
     keys_[layer].narrow(2, start, count).copy_(keys);
     values_[layer].narrow(2, start, count).copy_(values);
     return {keys_[layer].narrow(2, 0, needed), values_[layer].narrow(2, 0, needed)};
+}
+
+bool KVCache::allocated_like(const at::Tensor& like) const {
+    return !keys_.empty() && keys_.front().scalar_type() == like.scalar_type() &&
+           keys_.front().device() == like.device();
+}
+
+std::pair<at::Tensor, at::Tensor> KVCache::write_at(int64_t layer, const at::Tensor& position,
+                                                    const at::Tensor& keys,
+                                                    const at::Tensor& values) {
+    if (layer < 0 || layer >= num_layers_)
+        fail("KVCache::write_at: layer ", layer, " out of range (", num_layers_, " layers)");
+    if (!allocated_like(keys))
+        fail("KVCache::write_at: the buffers are not allocated for ", keys.scalar_type(), " on ",
+             keys.device());
+    if (keys.dim() != 4 || keys.size(0) != 1 || keys.size(1) != kv_heads_ || keys.size(2) != 1 ||
+        keys.size(3) != head_dim_ || values.sizes() != keys.sizes())
+        fail("KVCache::write_at: keys ", keys.sizes(), " / values ", values.sizes(),
+             " do not match [1, ", kv_heads_, ", 1, ", head_dim_, "]");
+    keys_[layer].index_copy_(2, position, keys);
+    values_[layer].index_copy_(2, position, values);
+    return {keys_[layer], values_[layer]};
 }
 
 void KVCache::commit(int64_t start, int64_t count) {

@@ -48,6 +48,16 @@ public:
     // Called once all layers have written [start, start + T): length() becomes start + T.
     void commit(int64_t start, int64_t count);
 
+    // Fixed-shape access for decoding steps recorded once and replayed (StaticDecoder): the
+    // position is a device tensor, so nothing here reads it on the host.
+    // True when the buffers exist with the dtype and device of `like`.
+    bool allocated_like(const at::Tensor& like) const;
+    // Stores keys/values [1, Hkv, 1, D] at `position` ([1] int64 on the buffers' device) and
+    // returns the whole buffers [1, Hkv, N, D] of layer `layer` (positions past `position` hold
+    // zeros or stale finite values: the caller masks them). Requires allocated_like(keys).
+    std::pair<at::Tensor, at::Tensor> write_at(int64_t layer, const at::Tensor& position,
+                                               const at::Tensor& keys, const at::Tensor& values);
+
 private:
     void allocate(int64_t capacity, const at::Tensor& like);
 

@@ -17,7 +17,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
+#include <tuple>
 
 namespace glamm {
 namespace {
@@ -79,9 +81,9 @@ LlamaAttentionImpl::LlamaAttentionImpl(const LlamaConfig& config)
     o_proj = register_module("o_proj", linear_no_bias(num_heads * head_dim, hidden));
 }
 
-at::Tensor LlamaAttentionImpl::forward(const at::Tensor& hidden, const at::Tensor& cos,
-                                       const at::Tensor& sin, KVCache* cache, int64_t layer_index,
-                                       int64_t start) {
+std::tuple<at::Tensor, at::Tensor, at::Tensor> LlamaAttentionImpl::project(const at::Tensor& hidden,
+                                                                           const at::Tensor& cos,
+                                                                           const at::Tensor& sin) {
     const int64_t batch = hidden.size(0), count = hidden.size(1);
     // Projections, split into heads: [1, T, H] -> [1, heads, T, D].
     at::Tensor query =
@@ -96,12 +98,12 @@ at::Tensor LlamaAttentionImpl::forward(const at::Tensor& hidden, const at::Tenso
     // ref: apply_rotary_pos_emb, rotate-half layout; cos/sin [T, D] broadcast over the heads.
     query = query * cos + rotate_half(query) * sin;
     key   = key * cos + rotate_half(key) * sin;
+    return {query, key, value};
+}
 
-    // Keys/values of every position this query block may see: [1, Hkv, S, D].
-    if (cache) std::tie(key, value) = cache->write(layer_index, start, key, value);
-    const int64_t key_count = key.size(2);
-    const int64_t offset    = key_count - count; // absolute position of query row 0
-
+at::Tensor LlamaAttentionImpl::attend(const at::Tensor& query, at::Tensor key, at::Tensor value,
+                                      const at::Tensor& future, bool causal) {
+    const int64_t batch = query.size(0), count = query.size(2), key_count = key.size(2);
     // ref: repeat_kv — query head h uses key/value head h / (Hq / Hkv).
     const int64_t repeats = num_heads / num_kv_heads;
     if (repeats > 1) {
@@ -113,30 +115,54 @@ at::Tensor LlamaAttentionImpl::forward(const at::Tensor& hidden, const at::Tenso
                     .reshape({batch, num_heads, key_count, head_dim});
     }
 
-    // On a GPU in bf16/f16: the fused kernel for a whole causal block from position 0 (prefill,
-    // training) or one new token (decode, no mask).
-    if (fused_attention_enabled(query) && (count == 1 || offset == 0))
-        return o_proj->forward(fused_attention(query, key, value, {}, count > 1) // [1, Hq, T, D]
-                                   .transpose(1, 2)
-                                   .reshape({batch, count, num_heads * head_dim}));
-
-    // Scores in the model dtype, causal mask and softmax in fp32, probabilities cast back.
-    at::Tensor scores = at::matmul(query, key.transpose(2, 3)) /
-                        std::sqrt(static_cast<double>(head_dim)); // [1, Hq, T, S]
-    scores = scores.to(at::kFloat);
-    if (count > 1) {
-        // Row i (absolute position offset + i) sees keys 0 .. offset + i.
-        const at::Tensor future =
-            at::ones({count, key_count},
-                     at::TensorOptions().dtype(at::kBool).device(scores.device()))
-                .triu(offset + 1);
-        scores = scores.masked_fill(future, -std::numeric_limits<float>::infinity());
+    at::Tensor attended; // [1, Hq, T, D]
+    if (fused_attention_enabled(query)) {
+        // On a GPU in bf16/f16: the fused kernel (a boolean mask: true where a row may look).
+        attended = fused_attention(query, key, value,
+                                   future.defined() ? future.logical_not() : future, causal);
+    } else {
+        // Scores in the model dtype, mask and softmax in fp32, probabilities cast back.
+        at::Tensor scores = at::matmul(query, key.transpose(2, 3)) /
+                            std::sqrt(static_cast<double>(head_dim)); // [1, Hq, T, S]
+        scores                 = scores.to(at::kFloat);
+        at::Tensor hidden_keys = future;
+        if (causal)
+            hidden_keys = at::ones({count, key_count},
+                                   at::TensorOptions().dtype(at::kBool).device(scores.device()))
+                              .triu(1);
+        if (hidden_keys.defined())
+            scores = scores.masked_fill(hidden_keys, -std::numeric_limits<float>::infinity());
+        const at::Tensor probs = at::softmax(scores, -1).to(query.scalar_type());
+        attended               = at::matmul(probs, value);
     }
-    const at::Tensor probs    = at::softmax(scores, -1).to(query.scalar_type());
-    const at::Tensor attended = at::matmul(probs, value) // [1, Hq, T, D]
-                                    .transpose(1, 2)
-                                    .reshape({batch, count, num_heads * head_dim});
-    return linear_forward(*o_proj, attended); // [1, T, H]
+    return linear_forward(*o_proj, attended.transpose(1, 2).reshape(
+                                       {batch, count, num_heads * head_dim})); // [1, T, H]
+}
+
+at::Tensor LlamaAttentionImpl::forward(const at::Tensor& hidden, const at::Tensor& cos,
+                                       const at::Tensor& sin, KVCache* cache, int64_t layer_index,
+                                       int64_t start) {
+    auto [query, key, value] = project(hidden, cos, sin);
+    // Keys/values of every position this query block may see: [1, Hkv, S, D].
+    if (cache) std::tie(key, value) = cache->write(layer_index, start, key, value);
+    const int64_t count = query.size(2), key_count = key.size(2);
+    const int64_t offset = key_count - count; // absolute position of query row 0
+    if (count == 1) return attend(query, key, value, at::Tensor(), false);
+    if (offset == 0) return attend(query, key, value, at::Tensor(), true);
+    // Row i (absolute position offset + i) sees keys 0 .. offset + i.
+    const at::Tensor future =
+        at::ones({count, key_count}, at::TensorOptions().dtype(at::kBool).device(query.device()))
+            .triu(offset + 1);
+    return attend(query, key, value, future, false);
+}
+
+at::Tensor LlamaAttentionImpl::forward_step(const at::Tensor& hidden, const at::Tensor& cos,
+                                            const at::Tensor& sin, KVCache& cache,
+                                            int64_t layer_index, const at::Tensor& position,
+                                            const at::Tensor& future) {
+    auto [query, key, value] = project(hidden, cos, sin);
+    std::tie(key, value)     = cache.write_at(layer_index, position, key, value); // [1, Hkv, N, D]
+    return attend(query, key, value, future, false);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -170,16 +196,32 @@ LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const LlamaConfig& config) {
         "post_attention_layernorm", LlamaRMSNorm(config.hidden_size, config.rms_norm_eps));
 }
 
-at::Tensor LlamaDecoderLayerImpl::forward(const at::Tensor& hidden_in, const at::Tensor& cos,
-                                          const at::Tensor& sin, KVCache* cache,
-                                          int64_t layer_index, int64_t start) {
+at::Tensor
+LlamaDecoderLayerImpl::block(const at::Tensor& hidden_in,
+                             const std::function<at::Tensor(const at::Tensor&)>& attention) {
     at::Tensor residual = hidden_in;
-    at::Tensor hidden   = input_layernorm(hidden_in);
-    hidden              = self_attn(hidden, cos, sin, cache, layer_index, start);
+    at::Tensor hidden   = attention(input_layernorm(hidden_in));
     hidden              = residual + hidden;
     residual            = hidden;
     hidden              = mlp(post_attention_layernorm(hidden));
     return residual + hidden;
+}
+
+at::Tensor LlamaDecoderLayerImpl::forward(const at::Tensor& hidden, const at::Tensor& cos,
+                                          const at::Tensor& sin, KVCache* cache,
+                                          int64_t layer_index, int64_t start) {
+    return block(hidden, [&](const at::Tensor& normed) {
+        return self_attn(normed, cos, sin, cache, layer_index, start);
+    });
+}
+
+at::Tensor LlamaDecoderLayerImpl::forward_step(const at::Tensor& hidden, const at::Tensor& cos,
+                                               const at::Tensor& sin, KVCache& cache,
+                                               int64_t layer_index, const at::Tensor& position,
+                                               const at::Tensor& future) {
+    return block(hidden, [&](const at::Tensor& normed) {
+        return self_attn->forward_step(normed, cos, sin, cache, layer_index, position, future);
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -202,15 +244,22 @@ LlamaModelImpl::LlamaModelImpl(const LlamaConfig& config) : config_(config) {
                             std::max<int64_t>(config.max_position_embeddings, 1));
 }
 
-at::Tensor LlamaModelImpl::forward(const at::Tensor& inputs_embeds, KVCache* cache, int64_t start) {
-    const int64_t count = inputs_embeds.size(1);
-    const int64_t end   = start + count;
+RotaryTables LlamaModelImpl::rotary(int64_t start, int64_t count,
+                                    const at::TensorOptions& options) {
+    const int64_t end = start + count;
     if (end > rotary_.cos.size(0)) // HF extends its cos/sin cache the same way
         rotary_ = rotary_tables(config_.head_dim(), config_.rope_theta,
                                 std::max(end, 2 * rotary_.cos.size(0)));
     // The reference casts the fp32 tables to the model dtype before rotating.
-    const at::Tensor cos = rotary_.cos.narrow(0, start, count).to(inputs_embeds.options());
-    const at::Tensor sin = rotary_.sin.narrow(0, start, count).to(inputs_embeds.options());
+    return {rotary_.cos.narrow(0, start, count).to(options),
+            rotary_.sin.narrow(0, start, count).to(options)};
+}
+
+at::Tensor LlamaModelImpl::forward(const at::Tensor& inputs_embeds, KVCache* cache, int64_t start) {
+    const int64_t count     = inputs_embeds.size(1);
+    const RotaryTables rows = rotary(start, count, inputs_embeds.options());
+    const at::Tensor& cos   = rows.cos; // [T, D]
+    const at::Tensor& sin   = rows.sin;
 
     at::Tensor hidden   = inputs_embeds; // [1, T, H]
     int64_t layer_index = 0;
@@ -221,6 +270,23 @@ at::Tensor LlamaModelImpl::forward(const at::Tensor& inputs_embeds, KVCache* cac
     }
     if (cache) cache->commit(start, count);
     return norm(hidden); // [1, T, H]
+}
+
+at::Tensor LlamaModelImpl::forward_step(const at::Tensor& embeds, const at::Tensor& position,
+                                        const RotaryTables& tables, KVCache& cache) {
+    const at::Tensor cos      = tables.cos.index_select(0, position); // [1, D]
+    const at::Tensor sin      = tables.sin.index_select(0, position);
+    const int64_t capacity    = tables.cos.size(0);
+    const at::Tensor future   = at::arange(capacity, position.options()).gt(position); // [N]
+    const at::Tensor key_mask = future.unsqueeze(0);                                   // [1, N]
+    at::Tensor hidden         = embeds;                                                // [1, 1, H]
+    int64_t layer_index       = 0;
+    for (const auto& layer : *layers) {
+        hidden = layer->as<LlamaDecoderLayer>()->forward_step(hidden, cos, sin, cache, layer_index,
+                                                              position, key_mask);
+        ++layer_index;
+    }
+    return norm(hidden); // [1, 1, H]
 }
 
 // ---------------------------------------------------------------------------------------------

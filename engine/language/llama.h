@@ -15,7 +15,9 @@
 #include <torch/nn/pimpl.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <tuple>
 
 namespace glamm {
 
@@ -48,9 +50,25 @@ struct LlamaAttentionImpl : torch::nn::Module {
     // `cache` (may be null) receives this layer's keys/values at [start, start + T).
     at::Tensor forward(const at::Tensor& hidden, const at::Tensor& cos, const at::Tensor& sin,
                        KVCache* cache, int64_t layer_index, int64_t start); // -> [1, T, H]
+    // One decoding step at a device-side position (LlamaModelImpl::forward_step): hidden
+    // [1, 1, H], cos/sin [1, D]; keys/values written at `position`; `future` [1, N] is true for
+    // the cache positions after it. -> [1, 1, H]
+    at::Tensor forward_step(const at::Tensor& hidden, const at::Tensor& cos, const at::Tensor& sin,
+                            KVCache& cache, int64_t layer_index, const at::Tensor& position,
+                            const at::Tensor& future);
 
     torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
     int64_t num_heads, num_kv_heads, head_dim;
+
+private:
+    // hidden [1, T, H] -> rotated query [1, Hq, T, D], rotated key and value [1, Hkv, T, D].
+    std::tuple<at::Tensor, at::Tensor, at::Tensor>
+    project(const at::Tensor& hidden, const at::Tensor& cos, const at::Tensor& sin);
+    // softmax(q k^T / sqrt(D)) v over keys/values [1, Hkv, S, D], then o_proj. `future` [T, S]
+    // bool (undefined: none) hides the keys a row may not see; `causal` hides key j > row i
+    // (T == S). -> [1, T, H]
+    at::Tensor attend(const at::Tensor& query, at::Tensor key, at::Tensor value,
+                      const at::Tensor& future, bool causal);
 };
 TORCH_MODULE(LlamaAttention);
 
@@ -68,10 +86,18 @@ struct LlamaDecoderLayerImpl : torch::nn::Module {
     explicit LlamaDecoderLayerImpl(const LlamaConfig& config);
     at::Tensor forward(const at::Tensor& hidden, const at::Tensor& cos, const at::Tensor& sin,
                        KVCache* cache, int64_t layer_index, int64_t start); // [1,T,H] -> [1,T,H]
+    at::Tensor forward_step(const at::Tensor& hidden, const at::Tensor& cos, const at::Tensor& sin,
+                            KVCache& cache, int64_t layer_index, const at::Tensor& position,
+                            const at::Tensor& future); // [1,1,H] -> [1,1,H]
 
     LlamaAttention self_attn{nullptr};
     LlamaMLP mlp{nullptr};
     LlamaRMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+
+private:
+    // The pre-norm residual structure around `attention` (which gets the normed input).
+    at::Tensor block(const at::Tensor& hidden,
+                     const std::function<at::Tensor(const at::Tensor&)>& attention);
 };
 TORCH_MODULE(LlamaDecoderLayer);
 
@@ -81,6 +107,16 @@ struct LlamaModelImpl : torch::nn::Module {
     // inputs_embeds [1, T, H] at absolute positions [start, start + T) -> final-norm hidden
     // states [1, T, H].
     at::Tensor forward(const at::Tensor& inputs_embeds, KVCache* cache, int64_t start);
+    // One decoding step with fixed shapes and no host synchronisation (what a CUDA graph
+    // records): embeds [1, 1, H] of the token at `position` ([1] int64 on the model's device);
+    // `tables` = rotary(0, N, options) for a cache allocated with capacity N. Writes the
+    // keys/values at `position` and attends to positions 0 .. position; the cache's length() is the
+    // caller's to commit. -> final-norm hidden [1, 1, H]
+    at::Tensor forward_step(const at::Tensor& embeds, const at::Tensor& position,
+                            const RotaryTables& tables, KVCache& cache);
+    // Rotary table rows for positions [start, start + count) cast to `options` (the reference
+    // rotates with tables cast to the model dtype).
+    RotaryTables rotary(int64_t start, int64_t count, const at::TensorOptions& options);
 
     torch::nn::Embedding embed_tokens{nullptr};
     torch::nn::ModuleList layers{nullptr};

@@ -49,13 +49,19 @@ struct BenchResult {
     std::vector<StageStat> stages;
     int64_t prompt_positions = 0, decode_tokens = 0;
     double decode_ms_per_token = 0, prefill_tokens_per_s = 0;
-    double weight_bytes_decode = 0; // bytes of weights one decode step reads
-    double peak_rss_mib        = 0;
-    double peak_gpu_mib        = -1; // -1: not measured (CPU, or a build without CUDA)
+    double weight_bytes_decode   = 0; // bytes of weights one decode step reads
+    double peak_rss_mib          = 0;
+    double peak_gpu_mib          = -1; // tensors, CUDA caching allocator; -1: not measured
+    double peak_gpu_reserved_mib = -1; // reserved from the driver (≈ what nvidia-smi shows)
+    std::string decode_mode;           // how the decode steps ran (DecodeMode)
+    std::string decode_fallback;       // why the automatic choice fell back, if it did
+    bool eager_ids_match = false;      // stage "decode_eager" gave the same ids
     std::vector<int64_t> greedy_ids;
     // --reference: GLaMM's algorithm on the same prompt and weights.
-    bool has_reference  = false;
-    double reference_ms = 0, cached_ms = 0; // prefill + all N tokens, median over repeats
+    bool has_reference = false;
+    // Grounded caption end to end (preprocess, CLIP, SAM, prefill + N tokens, one mask), median
+    // over repeats: with the KV cache, and with GLaMM's algorithm in the generation.
+    double reference_ms = 0, cached_ms = 0;
     std::vector<int64_t> reference_ids;
 
     const StageStat* stage(const std::string& name) const;

@@ -15,9 +15,13 @@ namespace glamm {
 
 namespace {
 
-at::Tensor to_cpu_float(const at::Tensor& t) { return t.detach().to(torch::kCPU, torch::kFloat).contiguous(); }
+at::Tensor to_cpu_float(const at::Tensor& t) {
+    return t.detach().to(torch::kCPU, torch::kFloat).contiguous();
+}
 
-at::Tensor ids_tensor(const std::vector<int64_t>& ids) { return torch::tensor(ids, torch::kLong); }
+at::Tensor ids_tensor(const std::vector<int64_t>& ids) {
+    return torch::tensor(ids, torch::kLong);
+}
 
 using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t0) {
@@ -28,21 +32,22 @@ double ms_since(Clock::time_point t0) {
 
 std::string StageTimings::table() const {
     char buf[2048];
-    std::snprintf(buf, sizeof buf,
-                  "stage               ms\n"
-                  "preprocess    %10.1f\n"
-                  "clip          %10.1f\n"
-                  "region        %10.1f\n"
-                  "prefill       %10.1f   (%lld positions, %.0f tokens/s)\n"
-                  "decode        %10.1f   (%lld tokens, %.1f ms/token)\n"
-                  "sam_encoder   %10.1f\n"
-                  "mask_decoder  %10.1f\n"
-                  "postprocess   %10.1f\n"
-                  "total         %10.1f\n",
-                  preprocess_ms, clip_ms, region_ms, prefill_ms, static_cast<long long>(prefill_tokens),
-                  prefill_ms > 0 ? prefill_tokens / (prefill_ms / 1000) : 0.0, decode_ms,
-                  static_cast<long long>(decode_tokens), decode_tokens ? decode_ms / decode_tokens : 0.0,
-                  sam_encoder_ms, mask_decoder_ms, postprocess_ms, total_ms);
+    std::snprintf(
+        buf, sizeof buf,
+        "stage               ms\n"
+        "preprocess    %10.1f\n"
+        "clip          %10.1f\n"
+        "region        %10.1f\n"
+        "prefill       %10.1f   (%lld positions, %.0f tokens/s)\n"
+        "decode        %10.1f   (%lld tokens, %.1f ms/token, %s)\n"
+        "sam_encoder   %10.1f\n"
+        "mask_decoder  %10.1f\n"
+        "postprocess   %10.1f\n"
+        "total         %10.1f\n",
+        preprocess_ms, clip_ms, region_ms, prefill_ms, static_cast<long long>(prefill_tokens),
+        prefill_ms > 0 ? prefill_tokens / (prefill_ms / 1000) : 0.0, decode_ms,
+        static_cast<long long>(decode_tokens), decode_tokens ? decode_ms / decode_tokens : 0.0,
+        decode_mode.c_str(), sam_encoder_ms, mask_decoder_ms, postprocess_ms, total_ms);
     return buf;
 }
 
@@ -59,15 +64,14 @@ std::vector<std::pair<std::string, at::Tensor>> dump_stages(const GlammModel& mo
 
     // Images: both preprocessing paths and both encoders.
     const EncodedImage encoded = model.encode_image(image);
-    time.preprocess_ms  = encoded.preprocess_ms;
-    time.clip_ms        = encoded.clip_ms;
-    time.sam_encoder_ms = encoded.sam_encoder_ms;
+    time.preprocess_ms         = encoded.preprocess_ms;
+    time.clip_ms               = encoded.clip_ms;
+    time.sam_encoder_ms        = encoded.sam_encoder_ms;
     put("clip_pixel_values", to_cpu_float(encoded.clip_pixel_values));
     const Image& resized = encoded.sam_input.resized;
-    put("sam_resized_image",
-        torch::from_blob(const_cast<uint8_t*>(resized.rgb.data()), {resized.height, resized.width, 3},
-                         torch::kUInt8)
-            .clone());
+    put("sam_resized_image", torch::from_blob(const_cast<uint8_t*>(resized.rgb.data()),
+                                              {resized.height, resized.width, 3}, torch::kUInt8)
+                                 .clone());
     put("clip_selected_features", to_cpu_float(encoded.clip.image_features));
     put("projected_image_features", to_cpu_float(encoded.image_embeddings.unsqueeze(0)));
     const auto& levels = encoded.clip.region_levels;
@@ -90,15 +94,17 @@ std::vector<std::pair<std::string, at::Tensor>> dump_stages(const GlammModel& mo
     }
 
     // Text: the first-turn prompt, teacher-forced over prompt + answer.
-    const Tokenizer& tokenizer          = *model.tokenizer;
-    const std::vector<int64_t> prompt   = tokenizer.encode_with_image(model.first_turn_prompt(request.instruction));
-    std::vector<int64_t> input_ids      = prompt;
-    const std::vector<int64_t> answer   = tokenizer.encode(request.answer, /*add_bos=*/false);
+    const Tokenizer& tokenizer = *model.tokenizer;
+    const std::vector<int64_t> prompt =
+        tokenizer.encode_with_image(model.first_turn_prompt(request.instruction));
+    std::vector<int64_t> input_ids    = prompt;
+    const std::vector<int64_t> answer = tokenizer.encode(request.answer, /*add_bos=*/false);
     input_ids.insert(input_ids.end(), answer.begin(), answer.end());
     put("prompt_ids", ids_tensor(prompt));
     put("input_ids", ids_tensor(input_ids));
 
-    const at::Tensor inputs_embeds = model.assemble(input_ids, encoded, region_features); // [1, S, H]
+    const at::Tensor inputs_embeds =
+        model.assemble(input_ids, encoded, region_features); // [1, S, H]
     put("inputs_embeds", to_cpu_float(inputs_embeds));
     auto t0                 = Clock::now();
     const at::Tensor hidden = model.llama->forward(inputs_embeds); // [1, S, H]
@@ -106,11 +112,12 @@ std::vector<std::pair<std::string, at::Tensor>> dump_stages(const GlammModel& mo
     time.prefill_tokens     = hidden.size(1);
     put("last_hidden_state", to_cpu_float(hidden));
     const int64_t tail = std::min<int64_t>(kLogitsTailPositions, hidden.size(1));
-    put("logits_tail", to_cpu_float(model.llama->logits(hidden.narrow(1, hidden.size(1) - tail, tail))));
+    put("logits_tail",
+        to_cpu_float(model.llama->logits(hidden.narrow(1, hidden.size(1) - tail, tail))));
 
     // [SEG]: hidden state before each one -> text_hidden_fcs -> SAM decoder -> masks.
-    const at::Tensor seg_hidden = select_seg_hidden_states(hidden, input_ids, tokenizer.seg_id(),
-                                                           kImageTokenIndex, model.num_image_tokens());
+    const at::Tensor seg_hidden = select_seg_hidden_states(
+        hidden, input_ids, tokenizer.seg_id(), kImageTokenIndex, model.num_image_tokens());
     if (seg_hidden.size(0) > 0) {
         put("seg_embeddings", to_cpu_float(model.text_projection->forward(seg_hidden)));
         const DecodedMasks masks = model.decode_masks(encoded, seg_hidden);
@@ -124,10 +131,10 @@ std::vector<std::pair<std::string, at::Tensor>> dump_stages(const GlammModel& mo
 
     // Greedy decoding from the prompt alone.
     if (request.gen_steps > 0) {
-        KVCache cache             = model.llama->make_cache();
+        KVCache cache = model.llama->make_cache();
         GenerationOptions options;
-        options.max_new_tokens    = request.gen_steps;
-        options.eos_token_ids     = {tokenizer.eos_id()};
+        options.max_new_tokens         = request.gen_steps;
+        options.eos_token_ids          = {tokenizer.eos_id()};
         const at::Tensor prompt_embeds = model.assemble(prompt, encoded, region_features);
         // The prompt's prefill is timed above (teacher-forced); here only the decode steps count.
         size_t steps = 0;
@@ -142,6 +149,9 @@ std::vector<std::pair<std::string, at::Tensor>> dump_stages(const GlammModel& mo
             time.decode_ms     = ms_since(first_token);
             time.decode_tokens = static_cast<int64_t>(steps - 1);
         }
+        time.decode_mode = to_string(result.decode_mode);
+        if (!result.decode_fallback.empty())
+            time.decode_mode += " (" + result.decode_fallback + ")";
         put("greedy_ids", ids_tensor(result.ids));
     }
     time.total_ms = ms_since(start);

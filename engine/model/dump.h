@@ -14,10 +14,10 @@
 namespace glamm {
 
 struct DumpRequest {
-    std::string instruction;  // the user's first-turn text
-    std::string answer;       // teacher-forced answer (tokenised without BOS); may be empty
-    std::vector<Box> boxes;   // original-image pixels, one per <bbox>
-    int64_t gen_steps = 12;   // greedy tokens decoded from the prompt alone
+    std::string instruction; // the user's first-turn text
+    std::string answer;      // teacher-forced answer (tokenised without BOS); may be empty
+    std::vector<Box> boxes;  // original-image pixels, one per <bbox>
+    int64_t gen_steps = 12;  // greedy tokens decoded from the prompt alone
 };
 
 // Logits of this many final positions are dumped (golden `logits_tail`).
@@ -27,8 +27,9 @@ constexpr int64_t kLogitsTailPositions = 32;
 struct StageTimings {
     double preprocess_ms = 0, clip_ms = 0, region_ms = 0, prefill_ms = 0, decode_ms = 0,
            sam_encoder_ms = 0, mask_decoder_ms = 0, postprocess_ms = 0, total_ms = 0;
-    int64_t prefill_tokens = 0; // expanded positions run through the LLM teacher-forced
-    int64_t decode_tokens  = 0; // greedy tokens generated with the KV cache (after its prefill)
+    int64_t prefill_tokens  = 0;   // expanded positions run through the LLM teacher-forced
+    int64_t decode_tokens   = 0;   // greedy tokens generated with the KV cache (after its prefill)
+    std::string decode_mode = "-"; // how the decode steps ran (eager, static, cuda_graph)
     // Human-readable table, one stage per line (with tokens/s and ms/token).
     std::string table() const;
 };

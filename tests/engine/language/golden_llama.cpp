@@ -183,6 +183,32 @@ TEST_P(LlamaGolden, GreedyDecodingMatches) {
     EXPECT_LE(diff, 1e-4);
 }
 
+TEST_P(LlamaGolden, FixedShapeDecodingMatches) {
+    // The step a CUDA graph records, run eagerly: the golden ids and the growing cache's states.
+    auto g = golden();
+    at::Tensor prompt;
+    {
+        torch::NoGradGuard no_grad;
+        prompt =
+            assemble_embeddings(*llama_, g.at("prompt_ids"), g.at("projected_image_features")[0],
+                                region_features(g), kImageTokenIndex, bbox_token_id_);
+    }
+    GenerationOptions options;
+    options.max_new_tokens = kGoldenMaxNewTokens;
+    KVCache eager_cache    = (*llama_)->make_cache();
+    const auto eager       = generate(*llama_, prompt, eager_cache, options);
+    options.decode_mode    = DecodeMode::kStatic;
+    KVCache cache          = (*llama_)->make_cache();
+    const auto fixed       = generate(*llama_, prompt, cache, options);
+    EXPECT_EQ(fixed.decode_mode, DecodeMode::kStatic);
+    EXPECT_EQ(fixed.ids, to_vector(g.at("greedy_ids")));
+    EXPECT_EQ(cache.length(), eager_cache.length());
+    ASSERT_EQ(fixed.producer_hidden_states.sizes(), eager.producer_hidden_states.sizes());
+    const double diff = max_abs_diff(fixed.producer_hidden_states, eager.producer_hidden_states);
+    std::printf("  fixed-shape vs growing-cache decode  max|diff| %.3e\n", diff);
+    EXPECT_LE(diff, 1e-5);
+}
+
 TEST_P(LlamaGolden, KvCacheMatchesSinglePass) {
     torch::NoGradGuard no_grad;
     auto g                  = golden();

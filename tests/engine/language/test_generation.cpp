@@ -182,6 +182,65 @@ TEST_F(GenerateTest, SecondTurnReusesTheCachedPrefix) {
     EXPECT_LT(max_abs_diff(turn2.prompt_hidden_states, hidden.narrow(0, 5 + 2, 5)), 1e-5);
 }
 
+// The fixed-shape step (what a CUDA graph records) equals the growing cache: same ids and hidden
+// states, over a second turn that truncates the cache (stale keys past the position must stay
+// masked), with grouped-query heads, in f32 and bf16.
+TEST(StaticDecoder, StepsEqualTheGrowingCache) {
+    for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
+        LlamaConfig c;
+        c.vocab_size          = 31;
+        c.hidden_size         = 32;
+        c.intermediate_size   = 40;
+        c.num_hidden_layers   = 2;
+        c.num_attention_heads = 4;
+        c.num_key_value_heads = 2;
+        torch::manual_seed(11);
+        LlamaForCausalLM llama(c);
+        {
+            torch::NoGradGuard no_grad;
+            for (auto& p : llama->named_parameters())
+                if (p.key().find("norm") == std::string::npos) p.value().mul_(4.0);
+        }
+        llama->to(dtype);
+        const auto prompt = torch::randn({1, 6, 32}).to(dtype);
+        const auto turn2  = torch::randn({1, 3, 32}).to(dtype);
+        GenerationOptions options;
+        options.max_new_tokens = 8;
+        options.eos_token_ids  = {-1};
+
+        auto run = [&](DecodeMode mode) {
+            options.decode_mode = mode;
+            KVCache cache       = llama->make_cache();
+            auto first          = generate(llama, prompt, cache, options);
+            cache.truncate(6 + 2); // drop all but two generated tokens: stale keys stay behind
+            auto second = generate(llama, turn2, cache, options);
+            return std::make_pair(first, second);
+        };
+        const auto [eager1, eager2] = run(DecodeMode::kEager);
+        const auto [fixed1, fixed2] = run(DecodeMode::kStatic);
+        EXPECT_EQ(fixed1.decode_mode, DecodeMode::kStatic);
+        EXPECT_EQ(fixed1.ids, eager1.ids) << c10::toString(dtype);
+        EXPECT_EQ(fixed2.ids, eager2.ids) << c10::toString(dtype);
+        const double tolerance = dtype == torch::kFloat ? 1e-5 : 2e-2;
+        EXPECT_LT(max_abs_diff(fixed1.producer_hidden_states, eager1.producer_hidden_states),
+                  tolerance);
+        EXPECT_LT(max_abs_diff(fixed2.producer_hidden_states, eager2.producer_hidden_states),
+                  tolerance);
+    }
+}
+
+TEST_F(GenerateTest, DecodeModesOnTheCpu) {
+    GenerationOptions options;
+    options.max_new_tokens = 3;
+    KVCache cache          = llama->make_cache();
+    EXPECT_EQ(generate(llama, prompt, cache, options).decode_mode, DecodeMode::kEager);
+    // An explicit CUDA graph on the CPU is an error, not a silent fallback.
+    cache.reset();
+    options.decode_mode = DecodeMode::kCudaGraph;
+    EXPECT_THROW(generate(llama, prompt, cache, options), Error);
+    EXPECT_STREQ(to_string(DecodeMode::kCudaGraph), "cuda_graph");
+}
+
 TEST(SegRule, HandWorkedPositions) {
     const int64_t seg = 9, image = kImageTokenIndex;
     // expanded: 1->0, 5->1, image->2..5, 7->6, SEG->7, 8->8, SEG->9

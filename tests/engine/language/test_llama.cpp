@@ -221,6 +221,27 @@ TEST(KVCache, GrowsKeepsContentAndTruncates) {
                  Error); // wrong head count
 }
 
+TEST(KVCache, WriteAtStoresAtADevicePosition) {
+    KVCache cache(1, 2, 3, 4);
+    const auto keys = torch::arange(6, torch::kFloat).reshape({1, 2, 1, 3});
+    EXPECT_THROW(cache.write_at(0, torch::tensor({1}, torch::kLong), keys, keys),
+                 Error); // unallocated
+    cache.write(0, 0, keys, keys);
+    cache.commit(0, 1);
+    ASSERT_TRUE(cache.allocated_like(keys));
+    EXPECT_FALSE(cache.allocated_like(keys.to(torch::kBFloat16)));
+    const auto [k, v] = cache.write_at(0, torch::tensor({2}, torch::kLong), keys + 10, keys + 20);
+    EXPECT_EQ(k.sizes(), (at::IntArrayRef{1, 2, 4, 3})); // the whole capacity
+    EXPECT_TRUE(k.narrow(2, 0, 1).equal(keys));
+    EXPECT_TRUE(k.narrow(2, 1, 1).equal(torch::zeros_like(keys))); // never written: zeros
+    EXPECT_TRUE(k.narrow(2, 2, 1).equal(keys + 10));
+    EXPECT_TRUE(v.narrow(2, 2, 1).equal(keys + 20));
+    EXPECT_EQ(cache.length(), 1); // the caller commits
+    EXPECT_THROW(cache.write_at(0, torch::tensor({1}, torch::kLong), keys.repeat({1, 1, 2, 1}),
+                                keys.repeat({1, 1, 2, 1})),
+                 Error); // one position at a time
+}
+
 TEST(KVCache, DtypeChangeNeedsAnEmptyCache) {
     KVCache cache(1, 1, 2);
     const auto k = torch::randn({1, 1, 1, 2});

@@ -46,6 +46,19 @@ TEST(Bench, TinyModelEveryStageAndReferenceIdsAgree) {
     ASSERT_EQ(r.greedy_ids.size(), 4u);
     EXPECT_EQ(r.reference_ids, r.greedy_ids);
     EXPECT_TRUE(json["reference"]["same_ids"].get<bool>());
+    // On the CPU the steps run eagerly, so there is no second, eager decode to compare.
+    EXPECT_EQ(json["decode_mode"].get<std::string>(), "eager");
+    EXPECT_FALSE(json.contains("decode_eager"));
+    EXPECT_TRUE(json["peak_gpu_mib"].is_null());
+    // The caption totals hold the encoders and the generation (one repeat: sums of the stages).
+    const auto stage_ms = [&](const char* name) {
+        return json["stages"][name]["median_ms"].get<double>();
+    };
+    const double around = stage_ms("preprocess") + stage_ms("clip") + stage_ms("sam_encoder") +
+                          stage_ms("mask_decoder") + stage_ms("postprocess");
+    EXPECT_GE(json["caption_ms"].get<double>(), around + stage_ms("prefill") + stage_ms("decode"));
+    EXPECT_NEAR(json["reference"]["caption_ms"].get<double>(),
+                around + stage_ms("reference_generate"), 1e-6 * around);
     // The prompt is the GCG prompt: 576 image positions + the text.
     EXPECT_GT(r.prompt_positions, model->num_image_tokens());
     // The golden case's greedy decoding from this prompt starts with these ids (cases/gcg).
