@@ -47,13 +47,15 @@ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=$BUILD_TYPE -DCMAKE_CXX_STAND
     { log "configure failed"; tail -40 "$OUT/build.log"; exit 1; }
 if ! ninja -C "$BUILD" -k 0 glamm >>"$OUT/build.log" 2>&1; then
     # The parts written against APIs this machine's LibTorch may lack: fused attention
-    # (core/attention.cpp) and CUDA graphs / allocator statistics (core/cuda_graph.cpp).
+    # (core/attention.cpp), fused RMSNorm (core/rms_norm.cpp) and CUDA graphs / allocator
+    # statistics (core/cuda_graph.cpp).
     log "build failed; again without the part that failed"
     grep -E "error" -A4 "$OUT/build.log" | head -60
     grep -q "C++20" "$OUT/build.log" && STD=20
     OFF=""
     grep -q "attention.cpp" "$OUT/build.log" && OFF="$OFF -DGLAMM_FUSED_ATTENTION=OFF"
     grep -q "cuda_graph.cpp" "$OUT/build.log" && OFF="$OFF -DGLAMM_CUDA_GRAPHS=OFF"
+    grep -q "rms_norm.cpp" "$OUT/build.log" && OFF="$OFF -DGLAMM_FUSED_NORM=OFF"
     log "options:$OFF"
     cmake $OFF -DCMAKE_CXX_STANDARD=$STD "$BUILD" >>"$OUT/build.log" 2>&1
     ninja -C "$BUILD" -k 0 glamm >>"$OUT/build.log" 2>&1 ||
@@ -142,7 +144,7 @@ EOF
     (while sleep 0.2; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits; done >/tmp/mem.txt) &
     SMI_PID=$!
     timeout $(($(left) - 5)) $G bench --model /tmp/w7b --device $DEVICE --dtype bf16 --tokens 100 \
-        --warmup 1 --repeat 3 --reference --json "$OUT/bench-7b.json"
+        --warmup 1 --repeat ${REPEAT:-3} --reference --json "$OUT/bench-7b.json"
     kill $SMI_PID
     log "peak GPU memory in use (nvidia-smi): $(sort -n /tmp/mem.txt | tail -1) MiB"
 } >"$OUT/bench.log" 2>&1

@@ -5,7 +5,6 @@
 
 #include <torch/version.h>
 
-#include <atomic>
 #include <cmath>
 #include <limits>
 
@@ -15,8 +14,6 @@
 
 namespace glamm {
 namespace {
-
-std::atomic<bool> emulate_on_cpu{false};
 
 // What the fused kernel computes, written out (the CPU emulation).
 at::Tensor math_attention(const at::Tensor& query, const at::Tensor& key, const at::Tensor& value,
@@ -36,13 +33,8 @@ at::Tensor math_attention(const at::Tensor& query, const at::Tensor& key, const 
 
 } // namespace
 
-void emulate_fused_attention_on_cpu(bool on) {
-    emulate_on_cpu = on;
-}
-
 bool fused_attention_enabled(const at::Tensor& query) {
-    static const bool emulate_env = env_flag("GLAMM_EMULATE_FUSED_ATTENTION");
-    if ((emulate_on_cpu || emulate_env) && query.device().is_cpu()) return true;
+    if (gpu_kernels_emulated() && query.device().is_cpu()) return true;
 #ifdef GLAMM_HAS_SDPA
     static const bool disabled = env_flag("GLAMM_NO_FUSED_ATTENTION");
     const at::ScalarType t     = query.scalar_type();

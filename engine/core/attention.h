@@ -12,7 +12,7 @@ namespace glamm {
 
 // True when `query` (a CUDA bf16/f16 tensor) can use the fused kernel in this build. Off with the
 // environment variable GLAMM_NO_FUSED_ATTENTION=1 (to compare against the written-out path).
-// Also true for any query while emulate_fused_attention_on_cpu(true) is in force.
+// Also true for a CPU query while gpu_kernels_emulated() (core/device.h).
 bool fused_attention_enabled(const at::Tensor& query);
 
 // softmax(q k^T / sqrt(d) + bias) v for q [N, h, T, d], k and v [N, h, S, d], bias undefined,
@@ -22,11 +22,5 @@ bool fused_attention_enabled(const at::Tensor& query);
 // this build has no fused kernel.
 at::Tensor fused_attention(const at::Tensor& query, const at::Tensor& key, const at::Tensor& value,
                            const at::Tensor& bias, bool causal);
-
-// For tests: routes every component's attention through fused_attention on the CPU too, so the
-// plumbing around the GPU's kernel (head layouts, bias and mask shapes, what is contiguous) runs
-// in the CPU suite against the golden data. Process-wide; off by default; also on with the
-// environment variable GLAMM_EMULATE_FUSED_ATTENTION=1 (what the CLI golden tests use).
-void emulate_fused_attention_on_cpu(bool on);
 
 } // namespace glamm

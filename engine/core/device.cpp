@@ -4,6 +4,7 @@
 
 #include <torch/torch.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <string>
 #include <thread>
@@ -12,6 +13,19 @@ namespace glamm {
 
 bool cuda_available() {
     return torch::cuda::is_available();
+}
+
+namespace {
+std::atomic<bool> emulate_gpu_kernels{false};
+} // namespace
+
+void emulate_gpu_kernels_on_cpu(bool on) {
+    emulate_gpu_kernels = on;
+}
+
+bool gpu_kernels_emulated() {
+    static const bool from_env = env_flag("GLAMM_EMULATE_GPU_KERNELS");
+    return from_env || emulate_gpu_kernels;
 }
 
 bool env_flag(const char* name) {

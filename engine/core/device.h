@@ -25,6 +25,14 @@ void set_threads(int threads);
 // True when this LibTorch build can use CUDA and a device is present.
 bool cuda_available();
 
+// For tests: makes the GPU-only fast paths (fused attention, fused RMSNorm, merged projections)
+// run on the CPU in their written-out form, so the plumbing around the GPU's kernels (head
+// layouts, bias and mask shapes, what is contiguous) runs in the CPU suite against the golden
+// data. Process-wide; off by default; also on with the environment variable
+// GLAMM_EMULATE_GPU_KERNELS=1 (what the CLI golden tests use).
+void emulate_gpu_kernels_on_cpu(bool on);
+bool gpu_kernels_emulated();
+
 // True when the environment variable `name` is set to something other than "" or "0" (the
 // GLAMM_NO_* switches that turn a fast path off to compare against the plain one). Read once per
 // name by each caller that caches it.

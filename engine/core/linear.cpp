@@ -102,8 +102,11 @@ bool streaming_gemv_applies(const at::Tensor& x, const at::Tensor& weight) {
 }
 
 at::Tensor linear_forward(const torch::nn::LinearImpl& layer, const at::Tensor& x) {
-    const at::Tensor& weight = layer.weight; // [O, I]
-    if (!streaming_gemv_applies(x, weight)) return at::linear(x, weight, layer.bias);
+    return linear_forward(x, layer.weight, layer.bias);
+}
+
+at::Tensor linear_forward(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+    if (!streaming_gemv_applies(x, weight)) return at::linear(x, weight, bias);
 #ifdef GLAMM_HAVE_X86_GEMV
     const int64_t in = weight.size(1), out = weight.size(0);
     const at::Tensor xc = x.contiguous(), wc = weight.contiguous();
@@ -113,12 +116,12 @@ at::Tensor linear_forward(const torch::nn::LinearImpl& layer, const at::Tensor& 
     float* yp      = y.data_ptr<float>();
     at::parallel_for(0, out, kRowsPerTask,
                      [&](int64_t begin, int64_t end) { gemv_rows(xp, wp, in, begin, end, yp); });
-    if (layer.bias.defined()) y += layer.bias.to(at::kFloat);
+    if (bias.defined()) y += bias.to(at::kFloat);
     std::vector<int64_t> shape = x.sizes().vec();
     shape.back()               = out;
     return y.to(at::kBFloat16).view(shape); // [..., O], rounded once as at::linear rounds
 #else
-    return at::linear(x, weight, layer.bias);
+    return at::linear(x, weight, bias);
 #endif
 }
 

@@ -14,6 +14,9 @@ namespace glamm {
 // row, x and weight are bf16 on the CPU and the CPU has AVX512-BF16 (unless the environment
 // variable GLAMM_NO_GEMV=1 turns it off); at::linear otherwise.
 at::Tensor linear_forward(const torch::nn::LinearImpl& layer, const at::Tensor& x);
+// The same for a weight [O, I] and an optional bias [O] (e.g. several layers' weights merged).
+at::Tensor linear_forward(const at::Tensor& x, const at::Tensor& weight,
+                          const at::Tensor& bias = {});
 
 // True when linear_forward would use the streaming kernel for this x and weight.
 bool streaming_gemv_applies(const at::Tensor& x, const at::Tensor& weight);

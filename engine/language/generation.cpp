@@ -17,6 +17,10 @@
 namespace glamm {
 namespace {
 
+// Cache capacity granularity for fixed-shape decoding (positions): 64 bf16 keys are 128 bytes,
+// the widest alignment the fused attention kernels ask of a mask row.
+constexpr int64_t kCapacityQuantum = 64;
+
 // SplitMix64: a tiny, well-mixed generator whose whole state is one integer, so sampling is
 // reproducible from a seed on every platform.
 uint64_t next_random(uint64_t& state) {
@@ -146,19 +150,24 @@ GenerationResult generate(LlamaForCausalLM& llama, const at::Tensor& prompt_embe
 
     // Prefill: one pass over the prompt; then one position per step. Reserving up front means
     // no step reallocates the cache.
-    cache.reserve(cache.length() + prompt_embeds.size(1) + options.max_new_tokens);
+    DecodeMode mode = options.decode_mode;
+    if (mode == DecodeMode::kAuto) {
+        static const bool graphs_off = env_flag("GLAMM_NO_CUDA_GRAPH");
+        mode = llama->model->norm->weight.is_cuda() && CudaGraph::supported() && !graphs_off
+                   ? DecodeMode::kCudaGraph
+                   : DecodeMode::kEager;
+    }
+    result.decode_mode   = mode;
+    const int64_t needed = cache.length() + prompt_embeds.size(1) + options.max_new_tokens;
+    // Fixed-shape steps attend over the whole capacity: a multiple of kCapacityQuantum keeps
+    // the fused kernel's mask aligned (no per-layer padding copy).
+    cache.reserve(mode == DecodeMode::kEager
+                      ? needed
+                      : (needed + kCapacityQuantum - 1) / kCapacityQuantum * kCapacityQuantum);
     const at::Tensor prompt_hidden = llama->forward(prompt_embeds, &cache, cache.length())[0];
     result.prompt_hidden_states    = prompt_hidden;                            // [S, H]
     at::Tensor last                = prompt_hidden[prompt_hidden.size(0) - 1]; // [H]
 
-    DecodeMode mode = options.decode_mode;
-    if (mode == DecodeMode::kAuto) {
-        static const bool graphs_off = env_flag("GLAMM_NO_CUDA_GRAPH");
-        mode = prompt_hidden.is_cuda() && CudaGraph::supported() && !graphs_off
-                   ? DecodeMode::kCudaGraph
-                   : DecodeMode::kEager;
-    }
-    result.decode_mode = mode;
     std::optional<StaticDecoder> fixed; // made at the first step (kStatic, kCudaGraph)
     auto decode_step = [&](const at::Tensor& embeds) -> at::Tensor { // [1, 1, H] -> [H]
         if (result.decode_mode == DecodeMode::kEager)

@@ -5,7 +5,9 @@
 #include "language/llama.h"
 
 #include "core/attention.h"
+#include "core/device.h"
 #include "core/linear.h"
+#include "core/rms_norm.h"
 
 #include "core/checkpoint.h"
 #include "core/error.h"
@@ -18,16 +20,50 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <initializer_list>
 #include <limits>
 #include <tuple>
+#include <vector>
 
 namespace glamm {
 namespace {
 
-// HF rotate_half: cat(-x[..., D/2:], x[..., :D/2]).
-at::Tensor rotate_half(const at::Tensor& x) { // [..., D]
-    const int64_t half = x.size(-1) / 2;
-    return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+// The fast forms written for GPUs (one rounding in RoPE) are taken on CUDA tensors, and on the
+// CPU while the tests emulate the GPU's kernels.
+bool gpu_form(const at::Tensor& x) {
+    return x.is_cuda() || gpu_kernels_emulated();
+}
+
+// ref: apply_rotary_pos_emb, rotate-half layout: x * cos + rotate_half(x) * sin with
+// rotate_half(x) = cat(-x2, x1). The negation lives in the table instead (sin_signed =
+// cat(-sin1, sin2)), so the products are the reference's bit for bit. x [..., T, D]; cos and
+// sin_signed [T, D]. On a GPU the product and the sum are rounded once (addcmul).
+at::Tensor rotate(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin_signed) {
+    const int64_t half       = x.size(-1) / 2;
+    const at::Tensor swapped = at::cat({x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+    if (gpu_form(x)) return at::addcmul(x * cos, swapped, sin_signed);
+    return x * cos + swapped * sin_signed;
+}
+
+// Concatenates weights [O_i, I] into one [sum O_i, I] and makes each a view of its rows, so the
+// memory is not doubled and the parameters keep their values and names. Inference only: the
+// merged tensor is not a parameter, so no gradient would reach it.
+at::Tensor merge_rows(std::initializer_list<at::Tensor*> weights) {
+    torch::NoGradGuard no_grad;
+    std::vector<at::Tensor> parts;
+    for (const at::Tensor* w : weights) {
+        if (w->dim() != 2 || w->size(1) != (*weights.begin())->size(1))
+            fail("merging projections: weights ", w->sizes(), " do not share an input width");
+        parts.push_back(*w);
+    }
+    const at::Tensor merged = at::cat(parts, 0);
+    int64_t row             = 0;
+    for (at::Tensor* w : weights) {
+        const int64_t rows = w->size(0);
+        w->set_data(merged.narrow(0, row, rows));
+        row += rows;
+    }
+    return merged;
 }
 
 torch::nn::Linear linear_no_bias(int64_t in, int64_t out) {
@@ -44,11 +80,9 @@ LlamaRMSNormImpl::LlamaRMSNormImpl(int64_t hidden_size, double eps) : eps(eps) {
 }
 
 at::Tensor LlamaRMSNormImpl::forward(const at::Tensor& hidden) {
-    // Variance in fp32; the normalised value is cast to the weight's dtype before the product.
-    const at::Tensor hidden_f32 = hidden.to(at::kFloat);
-    const at::Tensor variance   = hidden_f32.pow(2).mean({-1}, /*keepdim=*/true);
-    const at::Tensor normed     = (hidden_f32 * at::rsqrt(variance + eps)).to(weight.scalar_type());
-    return weight * normed;
+    // Variance in fp32; the normalised value cast to the weight's dtype before the product
+    // (core/rms_norm: one fused kernel on GPUs).
+    return rms_norm(hidden, weight, eps);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -62,7 +96,9 @@ RotaryTables rotary_tables(int64_t head_dim, double theta, int64_t positions) {
     const at::Tensor t         = at::arange(positions, f32);             // [positions]
     const at::Tensor freqs     = at::outer(t, inv_freq);                 // [positions, D/2]
     const at::Tensor emb       = at::cat({freqs, freqs}, -1);            // [positions, D]
-    return {emb.cos(), emb.sin()};
+    const at::Tensor sin       = emb.sin();
+    const int64_t half         = head_dim / 2;
+    return {emb.cos(), sin, at::cat({-sin.narrow(-1, 0, half), sin.narrow(-1, half, half)}, -1)};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -81,28 +117,39 @@ LlamaAttentionImpl::LlamaAttentionImpl(const LlamaConfig& config)
     o_proj = register_module("o_proj", linear_no_bias(num_heads * head_dim, hidden));
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> LlamaAttentionImpl::project(const at::Tensor& hidden,
-                                                                           const at::Tensor& cos,
-                                                                           const at::Tensor& sin) {
+std::tuple<at::Tensor, at::Tensor, at::Tensor>
+LlamaAttentionImpl::project(const at::Tensor& hidden, const at::Tensor& cos,
+                            const at::Tensor& sin_signed) {
     const int64_t batch = hidden.size(0), count = hidden.size(1);
+    if (qkv_weight.defined()) {
+        // One product for the three projections, one rotation for queries and keys together.
+        const at::Tensor qkv = linear_forward(hidden, qkv_weight)
+                                   .view({batch, count, num_heads + 2 * num_kv_heads, head_dim})
+                                   .transpose(1, 2); // [1, Hq + 2 Hkv, T, D]
+        const at::Tensor qk = rotate(qkv.narrow(1, 0, num_heads + num_kv_heads), cos, sin_signed);
+        return {qk.narrow(1, 0, num_heads), qk.narrow(1, num_heads, num_kv_heads),
+                qkv.narrow(1, num_heads + num_kv_heads, num_kv_heads)};
+    }
     // Projections, split into heads: [1, T, H] -> [1, heads, T, D].
-    at::Tensor query =
+    const at::Tensor query =
         linear_forward(*q_proj, hidden).view({batch, count, num_heads, head_dim}).transpose(1, 2);
-    at::Tensor key = linear_forward(*k_proj, hidden)
-                         .view({batch, count, num_kv_heads, head_dim})
-                         .transpose(1, 2);
-    at::Tensor value = linear_forward(*v_proj, hidden)
-                           .view({batch, count, num_kv_heads, head_dim})
-                           .transpose(1, 2);
+    const at::Tensor key = linear_forward(*k_proj, hidden)
+                               .view({batch, count, num_kv_heads, head_dim})
+                               .transpose(1, 2);
+    const at::Tensor value = linear_forward(*v_proj, hidden)
+                                 .view({batch, count, num_kv_heads, head_dim})
+                                 .transpose(1, 2);
+    // cos/sin [T, D] broadcast over the heads.
+    return {rotate(query, cos, sin_signed), rotate(key, cos, sin_signed), value};
+}
 
-    // ref: apply_rotary_pos_emb, rotate-half layout; cos/sin [T, D] broadcast over the heads.
-    query = query * cos + rotate_half(query) * sin;
-    key   = key * cos + rotate_half(key) * sin;
-    return {query, key, value};
+void LlamaAttentionImpl::merge_projections() {
+    if (!qkv_weight.defined())
+        qkv_weight = merge_rows({&q_proj->weight, &k_proj->weight, &v_proj->weight});
 }
 
 at::Tensor LlamaAttentionImpl::attend(const at::Tensor& query, at::Tensor key, at::Tensor value,
-                                      const at::Tensor& future, bool causal) {
+                                      const AttentionMask& mask) {
     const int64_t batch = query.size(0), count = query.size(2), key_count = key.size(2);
     // ref: repeat_kv — query head h uses key/value head h / (Hq / Hkv).
     const int64_t repeats = num_heads / num_kv_heads;
@@ -117,16 +164,19 @@ at::Tensor LlamaAttentionImpl::attend(const at::Tensor& query, at::Tensor key, a
 
     at::Tensor attended; // [1, Hq, T, D]
     if (fused_attention_enabled(query)) {
-        // On a GPU in bf16/f16: the fused kernel (a boolean mask: true where a row may look).
-        attended = fused_attention(query, key, value,
-                                   future.defined() ? future.logical_not() : future, causal);
+        // On a GPU in bf16/f16: the fused kernel (an additive bias, or a boolean mask: true
+        // where a row may look).
+        const at::Tensor bias = mask.bias.defined()     ? mask.bias
+                                : mask.hidden.defined() ? mask.hidden.logical_not()
+                                                        : at::Tensor();
+        attended              = fused_attention(query, key, value, bias, mask.causal);
     } else {
         // Scores in the model dtype, mask and softmax in fp32, probabilities cast back.
         at::Tensor scores = at::matmul(query, key.transpose(2, 3)) /
                             std::sqrt(static_cast<double>(head_dim)); // [1, Hq, T, S]
         scores                 = scores.to(at::kFloat);
-        at::Tensor hidden_keys = future;
-        if (causal)
+        at::Tensor hidden_keys = mask.hidden;
+        if (mask.causal)
             hidden_keys = at::ones({count, key_count},
                                    at::TensorOptions().dtype(at::kBool).device(scores.device()))
                               .triu(1);
@@ -140,29 +190,32 @@ at::Tensor LlamaAttentionImpl::attend(const at::Tensor& query, at::Tensor key, a
 }
 
 at::Tensor LlamaAttentionImpl::forward(const at::Tensor& hidden, const at::Tensor& cos,
-                                       const at::Tensor& sin, KVCache* cache, int64_t layer_index,
-                                       int64_t start) {
-    auto [query, key, value] = project(hidden, cos, sin);
+                                       const at::Tensor& sin_signed, KVCache* cache,
+                                       int64_t layer_index, int64_t start) {
+    auto [query, key, value] = project(hidden, cos, sin_signed);
     // Keys/values of every position this query block may see: [1, Hkv, S, D].
     if (cache) std::tie(key, value) = cache->write(layer_index, start, key, value);
     const int64_t count = query.size(2), key_count = key.size(2);
     const int64_t offset = key_count - count; // absolute position of query row 0
-    if (count == 1) return attend(query, key, value, at::Tensor(), false);
-    if (offset == 0) return attend(query, key, value, at::Tensor(), true);
-    // Row i (absolute position offset + i) sees keys 0 .. offset + i.
-    const at::Tensor future =
-        at::ones({count, key_count}, at::TensorOptions().dtype(at::kBool).device(query.device()))
-            .triu(offset + 1);
-    return attend(query, key, value, future, false);
+    AttentionMask mask;
+    if (count > 1 && offset == 0) {
+        mask.causal = true;
+    } else if (count > 1) {
+        // Row i (absolute position offset + i) sees keys 0 .. offset + i.
+        mask.hidden = at::ones({count, key_count},
+                               at::TensorOptions().dtype(at::kBool).device(query.device()))
+                          .triu(offset + 1);
+    }
+    return attend(query, key, value, mask);
 }
 
 at::Tensor LlamaAttentionImpl::forward_step(const at::Tensor& hidden, const at::Tensor& cos,
-                                            const at::Tensor& sin, KVCache& cache,
+                                            const at::Tensor& sin_signed, KVCache& cache,
                                             int64_t layer_index, const at::Tensor& position,
-                                            const at::Tensor& future) {
-    auto [query, key, value] = project(hidden, cos, sin);
+                                            const AttentionMask& mask) {
+    auto [query, key, value] = project(hidden, cos, sin_signed);
     std::tie(key, value)     = cache.write_at(layer_index, position, key, value); // [1, Hkv, N, D]
-    return attend(query, key, value, future, false);
+    return attend(query, key, value, mask);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -180,8 +233,19 @@ LlamaMLPImpl::LlamaMLPImpl(const LlamaConfig& config) {
 }
 
 at::Tensor LlamaMLPImpl::forward(const at::Tensor& hidden) {
+    if (gate_up_weight.defined()) {
+        const at::Tensor gate_up = linear_forward(hidden, gate_up_weight); // [..., 2 I]
+        const int64_t width      = gate_up.size(-1) / 2;
+        return linear_forward(*down_proj, at::silu(gate_up.narrow(-1, 0, width)) *
+                                              gate_up.narrow(-1, width, width));
+    }
     return linear_forward(*down_proj, at::silu(linear_forward(*gate_proj, hidden)) *
                                           linear_forward(*up_proj, hidden));
+}
+
+void LlamaMLPImpl::merge_projections() {
+    if (!gate_up_weight.defined())
+        gate_up_weight = merge_rows({&gate_proj->weight, &up_proj->weight});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -208,19 +272,19 @@ LlamaDecoderLayerImpl::block(const at::Tensor& hidden_in,
 }
 
 at::Tensor LlamaDecoderLayerImpl::forward(const at::Tensor& hidden, const at::Tensor& cos,
-                                          const at::Tensor& sin, KVCache* cache,
+                                          const at::Tensor& sin_signed, KVCache* cache,
                                           int64_t layer_index, int64_t start) {
     return block(hidden, [&](const at::Tensor& normed) {
-        return self_attn(normed, cos, sin, cache, layer_index, start);
+        return self_attn(normed, cos, sin_signed, cache, layer_index, start);
     });
 }
 
 at::Tensor LlamaDecoderLayerImpl::forward_step(const at::Tensor& hidden, const at::Tensor& cos,
-                                               const at::Tensor& sin, KVCache& cache,
+                                               const at::Tensor& sin_signed, KVCache& cache,
                                                int64_t layer_index, const at::Tensor& position,
-                                               const at::Tensor& future) {
+                                               const AttentionMask& mask) {
     return block(hidden, [&](const at::Tensor& normed) {
-        return self_attn->forward_step(normed, cos, sin, cache, layer_index, position, future);
+        return self_attn->forward_step(normed, cos, sin_signed, cache, layer_index, position, mask);
     });
 }
 
@@ -252,20 +316,19 @@ RotaryTables LlamaModelImpl::rotary(int64_t start, int64_t count,
                                 std::max(end, 2 * rotary_.cos.size(0)));
     // The reference casts the fp32 tables to the model dtype before rotating.
     return {rotary_.cos.narrow(0, start, count).to(options),
-            rotary_.sin.narrow(0, start, count).to(options)};
+            rotary_.sin.narrow(0, start, count).to(options),
+            rotary_.sin_signed.narrow(0, start, count).to(options)};
 }
 
 at::Tensor LlamaModelImpl::forward(const at::Tensor& inputs_embeds, KVCache* cache, int64_t start) {
     const int64_t count     = inputs_embeds.size(1);
-    const RotaryTables rows = rotary(start, count, inputs_embeds.options());
-    const at::Tensor& cos   = rows.cos; // [T, D]
-    const at::Tensor& sin   = rows.sin;
+    const RotaryTables rows = rotary(start, count, inputs_embeds.options()); // [T, D]
 
     at::Tensor hidden   = inputs_embeds; // [1, T, H]
     int64_t layer_index = 0;
     for (const auto& layer : *layers) {
-        hidden =
-            layer->as<LlamaDecoderLayer>()->forward(hidden, cos, sin, cache, layer_index, start);
+        hidden = layer->as<LlamaDecoderLayer>()->forward(hidden, rows.cos, rows.sin_signed, cache,
+                                                         layer_index, start);
         ++layer_index;
     }
     if (cache) cache->commit(start, count);
@@ -274,16 +337,21 @@ at::Tensor LlamaModelImpl::forward(const at::Tensor& inputs_embeds, KVCache* cac
 
 at::Tensor LlamaModelImpl::forward_step(const at::Tensor& embeds, const at::Tensor& position,
                                         const RotaryTables& tables, KVCache& cache) {
-    const at::Tensor cos      = tables.cos.index_select(0, position); // [1, D]
-    const at::Tensor sin      = tables.sin.index_select(0, position);
-    const int64_t capacity    = tables.cos.size(0);
-    const at::Tensor future   = at::arange(capacity, position.options()).gt(position); // [N]
-    const at::Tensor key_mask = future.unsqueeze(0);                                   // [1, N]
-    at::Tensor hidden         = embeds;                                                // [1, 1, H]
-    int64_t layer_index       = 0;
+    const at::Tensor cos        = tables.cos.index_select(0, position); // [1, D]
+    const at::Tensor sin_signed = tables.sin_signed.index_select(0, position);
+    const int64_t capacity      = tables.cos.size(0);
+    // The cache positions after `position`, hidden from the query: made once per step, not per
+    // layer (for the fused kernel as an additive bias in the model dtype too).
+    AttentionMask mask;
+    mask.hidden = at::arange(capacity, position.options()).gt(position).unsqueeze(0); // [1, N]
+    if (fused_attention_enabled(embeds))
+        mask.bias = at::zeros({1, capacity}, embeds.options())
+                        .masked_fill_(mask.hidden, -std::numeric_limits<float>::infinity());
+    at::Tensor hidden   = embeds; // [1, 1, H]
+    int64_t layer_index = 0;
     for (const auto& layer : *layers) {
-        hidden = layer->as<LlamaDecoderLayer>()->forward_step(hidden, cos, sin, cache, layer_index,
-                                                              position, key_mask);
+        hidden = layer->as<LlamaDecoderLayer>()->forward_step(hidden, cos, sin_signed, cache,
+                                                              layer_index, position, mask);
         ++layer_index;
     }
     return norm(hidden); // [1, 1, H]
@@ -296,6 +364,14 @@ LlamaForCausalLMImpl::LlamaForCausalLMImpl(const LlamaConfig& config) : config_(
     model = register_module("model", LlamaModel(config));
     if (!config.tie_word_embeddings)
         lm_head = register_module("lm_head", linear_no_bias(config.hidden_size, config.vocab_size));
+}
+
+void LlamaForCausalLMImpl::merge_projections() {
+    for (const auto& layer : *model->layers) {
+        auto* decoder = layer->as<LlamaDecoderLayer>();
+        decoder->self_attn->merge_projections();
+        decoder->mlp->merge_projections();
+    }
 }
 
 at::ScalarType LlamaForCausalLMImpl::dtype() const {

@@ -38,37 +38,53 @@ TORCH_MODULE(LlamaRMSNorm);
 // layout: the table repeats the D/2 frequencies twice). Not a module buffer: the checkpoint's
 // optional `rotary_emb.inv_freq` is ignored and the tables are recomputed from rope_theta.
 struct RotaryTables {
-    at::Tensor cos; // [positions, D] f32
-    at::Tensor sin; // [positions, D] f32
+    at::Tensor cos;        // [positions, D] f32
+    at::Tensor sin;        // [positions, D] f32
+    at::Tensor sin_signed; // sin with its first half negated: rotate_half(x) * sin equals
+                           // cat(x2, x1) * sin_signed exactly
 };
 RotaryTables rotary_tables(int64_t head_dim, double theta, int64_t positions);
+
+// Which keys each query row may not see: `hidden` [T, S] bool (undefined: none) or `causal` (key
+// j > row i, T == S); `bias` optionally the same mask prepared once as an additive [T, S] tensor
+// in the model dtype (0 / -inf) for the fused kernel.
+struct AttentionMask {
+    at::Tensor hidden;
+    at::Tensor bias;
+    bool causal = false;
+};
 
 // Self-attention with RoPE over absolute positions, grouped-query heads and fp32 softmax.
 struct LlamaAttentionImpl : torch::nn::Module {
     explicit LlamaAttentionImpl(const LlamaConfig& config);
-    // hidden [1, T, H]; cos/sin [T, D] for the positions of these T rows (model dtype);
-    // `cache` (may be null) receives this layer's keys/values at [start, start + T).
-    at::Tensor forward(const at::Tensor& hidden, const at::Tensor& cos, const at::Tensor& sin,
-                       KVCache* cache, int64_t layer_index, int64_t start); // -> [1, T, H]
+    // hidden [1, T, H]; cos/sin_signed [T, D] for the positions of these T rows (model dtype,
+    // RotaryTables); `cache` (may be null) receives this layer's keys/values at
+    // [start, start + T).
+    at::Tensor forward(const at::Tensor& hidden, const at::Tensor& cos,
+                       const at::Tensor& sin_signed, KVCache* cache, int64_t layer_index,
+                       int64_t start); // -> [1, T, H]
     // One decoding step at a device-side position (LlamaModelImpl::forward_step): hidden
-    // [1, 1, H], cos/sin [1, D]; keys/values written at `position`; `future` [1, N] is true for
-    // the cache positions after it. -> [1, 1, H]
-    at::Tensor forward_step(const at::Tensor& hidden, const at::Tensor& cos, const at::Tensor& sin,
-                            KVCache& cache, int64_t layer_index, const at::Tensor& position,
-                            const at::Tensor& future);
+    // [1, 1, H], cos/sin_signed [1, D]; keys/values written at `position`; `mask` hides the cache
+    // positions after it ([1, N]). -> [1, 1, H]
+    at::Tensor forward_step(const at::Tensor& hidden, const at::Tensor& cos,
+                            const at::Tensor& sin_signed, KVCache& cache, int64_t layer_index,
+                            const at::Tensor& position, const AttentionMask& mask);
+    // Inference on a GPU: the q/k/v weights merged into one [(Hq + 2 Hkv) D, H] tensor (the three
+    // parameters become views of it), so one product replaces three.
+    void merge_projections();
 
     torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+    at::Tensor qkv_weight; // merged (not a parameter); undefined until merge_projections()
     int64_t num_heads, num_kv_heads, head_dim;
 
 private:
     // hidden [1, T, H] -> rotated query [1, Hq, T, D], rotated key and value [1, Hkv, T, D].
     std::tuple<at::Tensor, at::Tensor, at::Tensor>
-    project(const at::Tensor& hidden, const at::Tensor& cos, const at::Tensor& sin);
-    // softmax(q k^T / sqrt(D)) v over keys/values [1, Hkv, S, D], then o_proj. `future` [T, S]
-    // bool (undefined: none) hides the keys a row may not see; `causal` hides key j > row i
-    // (T == S). -> [1, T, H]
+    project(const at::Tensor& hidden, const at::Tensor& cos, const at::Tensor& sin_signed);
+    // softmax(q k^T / sqrt(D)) v over keys/values [1, Hkv, S, D] with `mask`, then o_proj.
+    // -> [1, T, H]
     at::Tensor attend(const at::Tensor& query, at::Tensor key, at::Tensor value,
-                      const at::Tensor& future, bool causal);
+                      const AttentionMask& mask);
 };
 TORCH_MODULE(LlamaAttention);
 
@@ -76,19 +92,24 @@ TORCH_MODULE(LlamaAttention);
 struct LlamaMLPImpl : torch::nn::Module {
     explicit LlamaMLPImpl(const LlamaConfig& config);
     at::Tensor forward(const at::Tensor& hidden); // [..., H] -> [..., H]
+    // Inference on a GPU: the gate/up weights merged into one [2 I, H] tensor (views, as above).
+    void merge_projections();
 
     torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+    at::Tensor gate_up_weight; // merged (not a parameter); undefined until merge_projections()
 };
 TORCH_MODULE(LlamaMLP);
 
 // Pre-norm decoder block.
 struct LlamaDecoderLayerImpl : torch::nn::Module {
     explicit LlamaDecoderLayerImpl(const LlamaConfig& config);
-    at::Tensor forward(const at::Tensor& hidden, const at::Tensor& cos, const at::Tensor& sin,
-                       KVCache* cache, int64_t layer_index, int64_t start); // [1,T,H] -> [1,T,H]
-    at::Tensor forward_step(const at::Tensor& hidden, const at::Tensor& cos, const at::Tensor& sin,
-                            KVCache& cache, int64_t layer_index, const at::Tensor& position,
-                            const at::Tensor& future); // [1,1,H] -> [1,1,H]
+    at::Tensor forward(const at::Tensor& hidden, const at::Tensor& cos,
+                       const at::Tensor& sin_signed, KVCache* cache, int64_t layer_index,
+                       int64_t start); // [1,T,H] -> [1,T,H]
+    at::Tensor forward_step(const at::Tensor& hidden, const at::Tensor& cos,
+                            const at::Tensor& sin_signed, KVCache& cache, int64_t layer_index,
+                            const at::Tensor& position,
+                            const AttentionMask& mask); // [1,1,H] -> [1,1,H]
 
     LlamaAttention self_attn{nullptr};
     LlamaMLP mlp{nullptr};
@@ -114,8 +135,8 @@ struct LlamaModelImpl : torch::nn::Module {
     // caller's to commit. -> final-norm hidden [1, 1, H]
     at::Tensor forward_step(const at::Tensor& embeds, const at::Tensor& position,
                             const RotaryTables& tables, KVCache& cache);
-    // Rotary table rows for positions [start, start + count) cast to `options` (the reference
-    // rotates with tables cast to the model dtype).
+    // Rotary table rows (cos, sin, sin_signed) for positions [start, start + count) cast to
+    // `options` (the reference rotates with tables cast to the model dtype).
     RotaryTables rotary(int64_t start, int64_t count, const at::TensorOptions& options);
 
     torch::nn::Embedding embed_tokens{nullptr};
@@ -149,6 +170,9 @@ struct LlamaForCausalLMImpl : torch::nn::Module {
     const LlamaConfig& config() const { return config_; }
     // A cache shaped for this model (capacity 0 = grow as needed).
     KVCache make_cache(int64_t capacity = 0) const { return KVCache(config_, capacity); }
+    // Merges every layer's q/k/v and gate/up weights (inference on a GPU; see
+    // LlamaAttentionImpl::merge_projections). Values, names and results stay the same.
+    void merge_projections();
     // Dtype of the parameters (what forward computes in).
     at::ScalarType dtype() const;
 

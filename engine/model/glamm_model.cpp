@@ -181,6 +181,11 @@ std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
         ref.module->eval();
         ref.module->to(m->device, m->dtype);
     }
+    // Inference on a GPU: q/k/v and gate/up each as one product (fewer, larger kernels per
+    // decode step). The parameters keep their names and values (views of the merged tensors).
+    static const bool keep_separate = env_flag("GLAMM_NO_MERGED_PROJECTIONS");
+    if ((m->device.is_cuda() || gpu_kernels_emulated()) && !keep_separate)
+        m->llama->merge_projections();
     progress("ready", 1.0);
     return m;
 }

@@ -83,7 +83,7 @@ TEST_P(GoldenDump, MatchesEveryGoldenTensor) {
 // relative-position bias, boolean masks) emulated on the CPU holds the same tolerances: the two
 // layout bugs the first GPU runs found would have failed here.
 TEST_P(GoldenDump, MatchesThroughTheFusedAttentionPath) {
-    expect_golden_dump(GetParam(), "GLAMM_EMULATE_FUSED_ATTENTION=1 ");
+    expect_golden_dump(GetParam(), "GLAMM_EMULATE_GPU_KERNELS=1 ");
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, GoldenDump, ::testing::Values("gcg", "region"));
@@ -129,5 +129,5 @@ TEST(GoldenDumpBf16, StaysCloseToTheFloat32Reference) {
 
 // bf16 through the fused-attention path (emulated on the CPU): the GPU's bf16 configuration.
 TEST(GoldenDumpBf16, StaysCloseThroughTheFusedAttentionPath) {
-    expect_bf16_dump_close("GLAMM_EMULATE_FUSED_ATTENTION=1 ");
+    expect_bf16_dump_close("GLAMM_EMULATE_GPU_KERNELS=1 ");
 }

@@ -1,7 +1,9 @@
 // The written-out form of the fused attention (what the CPU emulation computes), on values worked
 // out by hand, and the emulation switch.
 #include "core/attention.h"
+#include "core/device.h"
 #include "core/error.h"
+#include "core/rms_norm.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -43,13 +45,40 @@ TEST(FusedAttention, WrittenOutFormOnHandWorkedValues) {
     EXPECT_THROW(fused_attention(h.query.narrow(2, 0, 1), h.key, h.value, {}, true), Error);
 }
 
+// RMSNorm of x = (3, 4): mean(x^2) = 12.5, so x / sqrt(12.5) = (0.8485, 1.1314); weights (2, 0.5).
+TEST(RmsNorm, ReferenceAndFusedFormsOnHandWorkedValues) {
+    const auto x      = torch::tensor({3.f, 4.f});
+    const auto weight = torch::tensor({2.f, 0.5f});
+    const double r    = 1.0 / std::sqrt(12.5 + 1e-6);
+    at::Tensor out    = rms_norm(x, weight, 1e-6);
+    EXPECT_NEAR(out[0].item<float>(), 3 * r * 2, 1e-6);
+    EXPECT_NEAR(out[1].item<float>(), 4 * r * 0.5, 1e-6);
+    // bf16: the reference rounds x * r, then the product with the weight; the fused form (the
+    // GPU's, emulated) rounds once. Both within one bf16 step (2^-8 relative) of the exact value.
+    const auto xb = x.to(torch::kBFloat16), wb = weight.to(torch::kBFloat16);
+    const at::Tensor reference = rms_norm(xb, wb, 1e-6);
+    EXPECT_FALSE(fused_rms_norm_enabled(xb));
+    emulate_gpu_kernels_on_cpu(true);
+    EXPECT_TRUE(fused_rms_norm_enabled(xb));
+    const at::Tensor fused = rms_norm(xb, wb, 1e-6);
+    emulate_gpu_kernels_on_cpu(false);
+    EXPECT_EQ(fused.scalar_type(), torch::kBFloat16);
+    for (int i = 0; i < 2; ++i) {
+        const double exact = (i == 0 ? 3 * r * 2 : 4 * r * 0.5);
+        EXPECT_NEAR(reference[i].item<float>(), exact, exact / 256) << i;
+        EXPECT_NEAR(fused[i].item<float>(), exact, exact / 256) << i;
+    }
+    // The fused form is the f32 product rounded once.
+    EXPECT_TRUE(fused.equal((x * r * weight).to(torch::kBFloat16)));
+}
+
 TEST(FusedAttention, CpuEmulationSwitch) {
     const at::Tensor q = torch::zeros({1, 1, 1, 4});
-    emulate_fused_attention_on_cpu(true);
+    emulate_gpu_kernels_on_cpu(true);
     EXPECT_TRUE(fused_attention_enabled(q));
-    emulate_fused_attention_on_cpu(false);
+    emulate_gpu_kernels_on_cpu(false);
     // Off again unless the environment asks for it.
-    EXPECT_EQ(fused_attention_enabled(q), std::getenv("GLAMM_EMULATE_FUSED_ATTENTION") != nullptr);
+    EXPECT_EQ(fused_attention_enabled(q), std::getenv("GLAMM_EMULATE_GPU_KERNELS") != nullptr);
 }
 
 } // namespace

@@ -3,6 +3,7 @@
 // Legend: T tokens, H hidden size, V vocabulary.
 #include "core/checkpoint.h"
 #include "core/config.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "language/kv_cache.h"
 #include "language/llama.h"
@@ -170,6 +171,39 @@ TEST(LlamaForCausalLM, GroupedQueryAttentionEqualsRepeatedHeads) {
     const auto first  = gqa->forward(embeds.narrow(1, 0, 4), &cache, 0);
     const auto second = gqa->forward(embeds.narrow(1, 4, 3), &cache, 4);
     EXPECT_LT(max_abs_diff(torch::cat({first, second}, 1), full->forward(embeds)), 1e-5);
+}
+
+TEST(LlamaForCausalLM, MergedProjectionsChangeNothing) {
+    // q/k/v and gate/up as one product each (what a GPU model does): the same states, through
+    // the cache too, with the parameters now views of the merged tensors under the same names.
+    auto llama        = random_llama(small_config(2));
+    const auto embeds = torch::randn({1, 7, 16});
+    torch::NoGradGuard no_grad;
+    const auto before = llama->forward(embeds);
+    std::set<std::string> names;
+    for (const auto& p : llama->named_parameters()) names.insert(p.key());
+    llama->merge_projections();
+    llama->merge_projections(); // idempotent
+    std::set<std::string> after_names;
+    for (const auto& p : llama->named_parameters()) after_names.insert(p.key());
+    EXPECT_EQ(after_names, names);
+    auto* layer = llama->model->layers[0]->as<LlamaDecoderLayer>();
+    ASSERT_TRUE(layer->self_attn->qkv_weight.defined());
+    EXPECT_EQ(layer->self_attn->qkv_weight.sizes(), (at::IntArrayRef{(4 + 2 * 2) * 4, 16}));
+    EXPECT_EQ(layer->self_attn->k_proj->weight.data_ptr(),
+              layer->self_attn->qkv_weight[4 * 4].data_ptr()); // a view, no copy
+    EXPECT_EQ(layer->mlp->up_proj->weight.data_ptr(),
+              layer->mlp->gate_up_weight[layer->mlp->gate_proj->weight.size(0)].data_ptr());
+    EXPECT_LT(max_abs_diff(llama->forward(embeds), before), 1e-6);
+    KVCache cache     = llama->make_cache();
+    const auto first  = llama->forward(embeds.narrow(1, 0, 4), &cache, 0);
+    const auto second = llama->forward(embeds.narrow(1, 4, 3), &cache, 4);
+    EXPECT_LT(max_abs_diff(torch::cat({first, second}, 1), before), 1e-5);
+    // The GPU forms (one rounding in RoPE and RMSNorm, fused attention) emulated on the CPU.
+    emulate_gpu_kernels_on_cpu(true);
+    const auto emulated = llama->forward(embeds);
+    emulate_gpu_kernels_on_cpu(false);
+    EXPECT_LT(max_abs_diff(emulated, before), 1e-5);
 }
 
 TEST(LlamaForCausalLM, Bf16ForwardStaysCloseToF32) {
