@@ -83,6 +83,10 @@ void reset_cuda_peak_memory(const c10::Device& device) {
     c10::cuda::CUDACachingAllocator::resetPeakStats(index);
 }
 
+void release_cached_cuda_memory(const c10::Device& device) {
+    if (device.is_cuda()) c10::cuda::CUDACachingAllocator::emptyCache();
+}
+
 #else // no CUDA in this build
 
 struct CudaGraph::State {};
@@ -112,6 +116,8 @@ bool cuda_memory_stats(const c10::Device&, DeviceMemoryStats&) {
 }
 
 void reset_cuda_peak_memory(const c10::Device&) {}
+
+void release_cached_cuda_memory(const c10::Device&) {}
 
 #endif
 

@@ -49,5 +49,8 @@ struct DeviceMemoryStats {
 bool cuda_memory_stats(const c10::Device& device, DeviceMemoryStats& stats);
 // Starts the peaks over (no-op where cuda_memory_stats would return false).
 void reset_cuda_peak_memory(const c10::Device& device);
+// Hands the allocator's cached free blocks back to the driver (no-op off CUDA): after replacing
+// weights by larger merged tensors, so the old blocks do not stay reserved.
+void release_cached_cuda_memory(const c10::Device& device);
 
 } // namespace glamm

@@ -5,6 +5,7 @@
 #include "language/llama.h"
 
 #include "core/attention.h"
+#include "core/cuda_graph.h"
 #include "core/device.h"
 #include "core/linear.h"
 #include "core/rms_norm.h"
@@ -63,6 +64,10 @@ at::Tensor merge_rows(std::initializer_list<at::Tensor*> weights) {
         w->set_data(merged.narrow(0, row, rows));
         row += rows;
     }
+    // The replaced blocks go back to the driver at once: left in the allocator's cache, they
+    // stayed reserved (25.1 GB reserved for 16.4 GB of tensors, 7B on an H100).
+    parts.clear();
+    release_cached_cuda_memory(merged.device());
     return merged;
 }
 
