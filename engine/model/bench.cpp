@@ -269,6 +269,13 @@ BenchResult run_bench(const GlammModel& model, const Image& image_in, const Benc
             model.encode_regions(enc, boxes);
             sync(model.device);
             rec.add("region", ms_since(t0));
+            // Another box on the same image: the fused maps are reused.
+            const at::Tensor other = model.normalize_boxes(
+                {Box{0.0, 0.0, image.width * 0.5, image.height * 0.5}}, image.height, image.width);
+            const auto t1 = Clock::now();
+            model.encode_regions(enc, other);
+            sync(model.device);
+            rec.add("region_again", ms_since(t1));
         }
         const at::Tensor prompt_embeds = model.assemble(prompt, enc, at::Tensor()); // [1, S, H]
         r.prompt_positions             = prompt_embeds.size(1);

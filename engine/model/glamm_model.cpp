@@ -286,7 +286,10 @@ at::Tensor GlammModel::encode_regions(const EncodedImage& image,
                                       const at::Tensor& boxes_normalized) const {
     c10::InferenceMode inference;
     if (!region_encoder) fail("this model has no region encoder (with_region is false)");
-    return region_encoder->forward(image.clip.region_levels, boxes_normalized);
+    if (boxes_normalized.defined() && boxes_normalized.dim() == 2 && boxes_normalized.size(0) > 0 &&
+        image.region_maps.empty())
+        image.region_maps = region_encoder->fuse(image.clip.region_levels);
+    return region_encoder->extract(image.region_maps, boxes_normalized);
 }
 
 at::Tensor GlammModel::assemble(const std::vector<int64_t>& ids, const EncodedImage& image,

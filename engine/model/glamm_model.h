@@ -58,6 +58,10 @@ struct EncodedImage {
     at::Tensor sam_image_embeddings; // [1, D, G, G]
     double preprocess_ms = 0, clip_ms = 0, sam_encoder_ms = 0;
     double cache_load_ms = 0; // read from the embedding cache instead (encoder timings are 0)
+    // The region encoder's box-independent maps (RegionEncoderImpl::fuse), made by the first
+    // encode_regions() on this image and reused by every later box: L × [1, C, h_l, w_l] in the
+    // model dtype (~100 MB at GLaMM's size in bf16). Not written to the embedding cache.
+    mutable std::vector<at::Tensor> region_maps;
 };
 
 // Masks decoded for K [SEG] embeddings.
@@ -126,7 +130,8 @@ public:
     // Boxes in original-image pixels -> normalised [N, 4] as the reference feeds them: divided
     // by (W, H, W, H); in reduced precision rounded to fp16 then to the model dtype (spec §3.3).
     at::Tensor normalize_boxes(const std::vector<Box>& boxes, int64_t height, int64_t width) const;
-    // Region encoder: [N, H] (N may be 0).
+    // Region encoder: [N, H] (N may be 0). The box-independent maps are made at the first call
+    // on `image` and kept in it (EncodedImage::region_maps).
     at::Tensor encode_regions(const EncodedImage& image, const at::Tensor& boxes_normalized) const;
     // Prompt (or prompt + answer) ids with one image slot -> inputs_embeds [1, S, H].
     at::Tensor assemble(const std::vector<int64_t>& ids, const EncodedImage& image,

@@ -40,6 +40,11 @@ at::Tensor resize_fp32(const at::Tensor& x, int64_t height, int64_t width) {
                                                      .align_corners(true));
 }
 
+void check_boxes(const at::Tensor& boxes) {
+    if (boxes.dim() != 2 || boxes.size(1) != kBoxCoordinates)
+        fail("region encoder expects boxes [K, 4], got ", boxes.sizes());
+}
+
 } // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -204,13 +209,16 @@ RegionEncoderImpl::RegionEncoderImpl(const RegionEncoderConfig& config_, int64_t
 
 at::Tensor RegionEncoderImpl::forward(const std::vector<at::Tensor>& clip_levels,
                                       const at::Tensor& boxes, RegionEncoderTrace* trace) {
+    check_boxes(boxes);
+    if (boxes.size(0) == 0) return extract({}, boxes, trace);
+    return extract(fuse(clip_levels), boxes, trace);
+}
+
+std::vector<at::Tensor> RegionEncoderImpl::fuse(const std::vector<at::Tensor>& clip_levels) {
     const auto num_levels = static_cast<int64_t>(clip_levels.size());
     if (num_levels != config.num_levels)
         fail("region encoder expects ", config.num_levels, " CLIP levels, got ", num_levels);
-    if (boxes.dim() != 2 || boxes.size(1) != kBoxCoordinates)
-        fail("region encoder expects boxes [K, 4], got ", boxes.sizes());
     const at::Tensor& reference = roi_align->updims->weight;
-    if (boxes.size(0) == 0) return torch::zeros({0, reference.size(0)}, reference.options());
 
     // [1, g², C] -> [1, C, g, g] (token t at row t / g, column t % g), upsampled in float32 to
     // g·2^(L-1-l) (align_corners=True), then back to the module's dtype.
@@ -229,8 +237,16 @@ at::Tensor RegionEncoderImpl::forward(const std::vector<at::Tensor>& clip_levels
         const int64_t side = grid * upsample_factor(l, num_levels);
         levels.push_back(resize_fp32(map, side, side).to(reference.scalar_type()));
     }
+    return mlvl_fuse->forward(levels);
+}
 
-    std::vector<at::Tensor> fused = mlvl_fuse->forward(levels);
+at::Tensor RegionEncoderImpl::extract(const std::vector<at::Tensor>& fused, const at::Tensor& boxes,
+                                      RegionEncoderTrace* trace) {
+    check_boxes(boxes);
+    const at::Tensor& reference = roi_align->updims->weight;
+    if (boxes.size(0) == 0) return torch::zeros({0, reference.size(0)}, reference.options());
+    if (static_cast<int64_t>(fused.size()) != config.num_levels)
+        fail("region encoder expects ", config.num_levels, " fused maps, got ", fused.size());
     if (trace) trace->fused_levels = fused;
     return roi_align->forward(fused, boxes.to(reference.device()), trace);
 }

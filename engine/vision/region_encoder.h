@@ -88,8 +88,15 @@ struct RegionEncoderImpl : torch::nn::Module {
     // neighbour resizing and RoIAlign in float32, everything else in the module's dtype; the box
     // embedding reads the boxes cast to the module's dtype, RoIAlign reads boxes × box_scale
     // computed in the boxes' own dtype (the caller does GLaMM's fp16->bf16 rounding, spec §3.3).
-    // K = 0 gives [0, H]. Throws Error on shape mismatches.
+    // K = 0 gives [0, H]. Throws Error on shape mismatches. forward = extract(fuse(levels)).
     at::Tensor forward(const std::vector<at::Tensor>& clip_levels, const at::Tensor& boxes,
+                       RegionEncoderTrace* trace = nullptr);
+    // The part that does not depend on the boxes — levels upsampled and fused (mlvl_fuse):
+    // L × [1, C, g·2^(L-1-l), g·2^(L-1-l)]. Nearly all of the encoder's work (at GLaMM's size
+    // ~4.6 TFLOP of 3×3 convolutions over 1024 channels), so a session keeps it per image.
+    std::vector<at::Tensor> fuse(const std::vector<at::Tensor>& clip_levels);
+    // RoIAlign and the projections for boxes [K, 4] on fused maps from fuse() -> [K, H].
+    at::Tensor extract(const std::vector<at::Tensor>& fused, const at::Tensor& boxes,
                        RegionEncoderTrace* trace = nullptr);
 
     RegionEncoderConfig config;

@@ -29,8 +29,8 @@ TEST(Bench, TinyModelEveryStageAndReferenceIdsAgree) {
     const BenchResult r = run_bench(*model, load_image(tiny_case_path("gcg.png")), options);
 
     const auto json = nlohmann::json::parse(r.to_json());
-    for (const char* stage : {"preprocess", "clip", "region", "prefill", "decode", "sam_encoder",
-                              "mask_decoder", "postprocess", "reference_generate"}) {
+    for (const char* stage : {"preprocess", "clip", "region", "region_again", "prefill", "decode",
+                              "sam_encoder", "mask_decoder", "postprocess", "reference_generate"}) {
         ASSERT_TRUE(json["stages"].contains(stage)) << stage;
         EXPECT_GT(json["stages"][stage]["median_ms"].get<double>(), 0.0) << stage;
         EXPECT_EQ(json["stages"][stage]["runs_ms"].size(), 1u) << stage;

@@ -474,3 +474,27 @@ TEST(SessionScore, MalformedMarkupIsNotAnError) {
     EXPECT_EQ(a.masks.size(), 1u);
     EXPECT_FALSE(a.text.empty());
 }
+
+// The region encoder's box-independent maps are made once per image and reused: a second box
+// on the same encoded image gives exactly what the whole encoder gives, from the same maps.
+TEST(RegionMaps, MadeOnceAndReusedForLaterBoxes) {
+    const GlammModel& m      = tiny_model()->impl();
+    const EncodedImage image = m.encode_image(gcg_image());
+    ASSERT_TRUE(image.region_maps.empty());
+    const at::Tensor first = m.normalize_boxes({Box{10, 20, 120, 150}}, image.height, image.width);
+    const at::Tensor second =
+        m.normalize_boxes({Box{5, 5, 60, 60}, Box{100, 80, 220, 200}}, image.height, image.width);
+    const at::Tensor a = m.encode_regions(image, first);
+    ASSERT_EQ(image.region_maps.size(), static_cast<size_t>(m.config.region_encoder.num_levels));
+    const void* maps   = image.region_maps[0].data_ptr();
+    const at::Tensor b = m.encode_regions(image, second);
+    EXPECT_EQ(image.region_maps[0].data_ptr(), maps); // not made again
+    c10::InferenceMode inference;
+    EXPECT_TRUE(a.equal(m.region_encoder->forward(image.clip.region_levels, first)));
+    EXPECT_TRUE(b.equal(m.region_encoder->forward(image.clip.region_levels, second)));
+    EXPECT_EQ(b.size(0), 2);
+    // No boxes: no maps needed.
+    const EncodedImage other = m.encode_image(gcg_image());
+    EXPECT_EQ(m.encode_regions(other, second.narrow(0, 0, 0)).size(0), 0);
+    EXPECT_TRUE(other.region_maps.empty());
+}
