@@ -137,11 +137,14 @@ std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
 
     progress("building the model", 0.15);
     {
-        // Built directly in the target dtype on the CPU (a 7B LLaMA is 13.5 GB in bf16, 27 GB in
-        // f32), then every tensor stored in that dtype is shared with the mapped file instead of
-        // copied (LoadReport::share_stored_tensors): the weights end up in memory once.
-        // Converting after loading rounds the same way as building in the target dtype.
-        DefaultDtypeGuard dtype_guard(m->device.is_cpu() ? m->dtype : at::kFloat);
+        // Built directly in the target dtype (a 7B LLaMA is 13.5 GB in bf16, 27 GB in f32): on
+        // the CPU every tensor stored in that dtype is then shared with the mapped file instead
+        // of copied (LoadReport::share_stored_tensors), so the weights are in memory once; for a
+        // GPU the host holds one bf16 copy until the move (built in f32, GLaMM-7B made the
+        // benchmark process peak at 47.6 GB of host memory). Converting after loading rounds the
+        // same way as building in the target dtype. f16 modules are built in f32: half-precision
+        // initialisation is not implemented on the CPU in every LibTorch.
+        DefaultDtypeGuard dtype_guard(m->dtype == at::kHalf ? at::kFloat : m->dtype);
         m->build_components();
     }
 
