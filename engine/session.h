@@ -39,8 +39,11 @@ struct ModelOptions {
     std::string device = "cpu";   // "cpu", "cuda", "cuda:N"
     std::string dtype  = "f32";   // "f32", "bf16", "f16"
     int threads        = 0;       // CPU threads; 0 = all cores
-    // Called while loading with a stage name and a fraction in [0, 1].
+    // Called while loading with a stage name and a fraction in [0, 1] (the weights advance it
+    // tensor by tensor).
     std::function<void(const std::string& stage, double fraction)> on_progress;
+    // Polled while loading, between tensors; true stops the load with glamm::Cancelled.
+    std::function<bool()> should_abort;
 };
 
 // The model that ships with GLaMM Studio (GLaMM-Shapes, resources/models/glamm-shapes): the GLaMM

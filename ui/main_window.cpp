@@ -324,6 +324,10 @@ void MainWindow::connectWorker() {
         }
         emit modelReady();
     });
+    connect(w, &SessionWorker::loadStopped, this, [this] {
+        modelLoaded_ = false;
+        setBusy(false, tr("Loading stopped: no model loaded"));
+    });
     connect(w, &SessionWorker::imageEncoded, this, [this](const QSize& size) {
         setBusy(false, tr("Image ready (%1×%2)").arg(size.width()).arg(size.height()));
         emit imageReady();

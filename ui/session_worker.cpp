@@ -3,6 +3,7 @@
 // (engine/model/session.cpp), which is this worker thread, so ui/ needs no torch header for it.
 #include "ui/session_worker.h"
 
+#include "engine/core/error.h"
 #include "engine/io/image_file.h"
 #include "engine/session.h"
 #include "ui/image_adapter.h"
@@ -97,6 +98,7 @@ SessionWorker::SessionWorker(QObject* parent) : QObject(parent) {}
 SessionWorker::~SessionWorker() = default;
 
 void SessionWorker::loadModel(const ModelSettings& settings) {
+    stopRequested_.store(false);
     try {
         glamm::ModelOptions options;
         options.model_dir        = settings.modelDir.toStdString();
@@ -106,6 +108,7 @@ void SessionWorker::loadModel(const ModelSettings& settings) {
         options.on_progress      = [this](const std::string& stage, double fraction) {
             emit progressed(QString::fromStdString(stage), fraction);
         };
+        options.should_abort = [this] { return stopRequested_.load(); };
         session_.reset();
         model_.reset();
         modelLoaded_.store(false);
@@ -113,6 +116,10 @@ void SessionWorker::loadModel(const ModelSettings& settings) {
         session_ = std::make_unique<glamm::Session>(model_);
         modelLoaded_.store(true);
         emit modelLoaded(QString::fromStdString(model_->describe()));
+    } catch (const glamm::Cancelled&) {
+        session_.reset();
+        model_.reset();
+        emit loadStopped();
     } catch (const std::exception& e) {
         emit failed(tr("load the model from %1").arg(settings.modelDir),
                     QString::fromUtf8(e.what()));

@@ -24,13 +24,14 @@ public:
     explicit SessionWorker(QObject* parent = nullptr);
     ~SessionWorker() override;
 
-    // Thread-safe: the running generation stops at the next token (Callbacks::should_abort).
+    // Thread-safe: the running generation stops at the next token (Callbacks::should_abort), a
+    // model load between two tensors (ModelOptions::should_abort).
     void requestStop() { stopRequested_.store(true); }
     // Thread-safe: whether a model is loaded.
     bool hasModel() const { return modelLoaded_.load(); }
 
 public slots:
-    // Loads (replaces) the model; emits modelLoaded or failed.
+    // Loads (replaces) the model; emits modelLoaded, loadStopped (requestStop) or failed.
     void loadModel(const ModelSettings& settings);
     // Reads `path` with the engine's loader (the reference's cv2 conventions) and encodes it.
     void setImageFile(const QString& path);
@@ -43,6 +44,8 @@ public slots:
 
 signals:
     void modelLoaded(const QString& description);
+    // The load was stopped on request: no model is loaded.
+    void loadStopped();
     void imageEncoded(const QSize& size);
     void progressed(const QString& stage, double fraction);
     void tokenGenerated(const QString& delta);

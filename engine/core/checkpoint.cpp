@@ -246,6 +246,7 @@ void LoadReport::load_module(torch::nn::Module& module, const std::string& prefi
             if (!(optional && optional(name))) missing_.push_back(key);
             return;
         }
+        if (on_tensor_) on_tensor_(loaded_bytes_);
         consumed_.insert(key);
         const StoredTensor& stored = checkpoint_->stored(key);
         if (stored.shape != target.sizes().vec()) {
@@ -261,6 +262,7 @@ void LoadReport::load_module(torch::nn::Module& module, const std::string& prefi
         } else {
             target.copy_(source);
         }
+        loaded_bytes_ += static_cast<int64_t>(target.nbytes());
     };
     for (auto& item : module.named_parameters(/*recurse=*/true)) load_one(item.key(), item.value());
     for (auto& item : module.named_buffers(/*recurse=*/true)) load_one(item.key(), item.value());

@@ -107,6 +107,12 @@ public:
     // contiguous takes the stored tensor itself (a view of the memory-mapped file) instead of a
     // copy: the weights are then in memory once, as file pages the kernel can share and drop.
     void share_stored_tensors(bool on) { share_ = on; }
+    // Called before each tensor load_module reads, with the bytes read so far by this report
+    // (progress); it may throw (Cancelled) to stop the load between two tensors.
+    void on_each_tensor(std::function<void(int64_t bytes_so_far)> callback) {
+        on_tensor_ = std::move(callback);
+    }
+    int64_t loaded_bytes() const { return loaded_bytes_; }
     // Bytes that load_module shared rather than copied so far.
     int64_t shared_bytes() const { return shared_bytes_; }
     // Marks a key as used outside load_module (e.g. read directly).
@@ -125,6 +131,8 @@ private:
     const Checkpoint* checkpoint_;
     bool share_           = false;
     int64_t shared_bytes_ = 0;
+    int64_t loaded_bytes_ = 0;
+    std::function<void(int64_t)> on_tensor_;
     std::set<std::string> consumed_;
     std::vector<std::string> ignored_;
     std::vector<std::string> missing_;

@@ -15,23 +15,27 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// A stop the user asked for (e.g. while a model loads): not a failure, so callers report it as
+// "stopped" rather than as an error.
+class Cancelled : public Error {
+public:
+    using Error::Error;
+};
+
 // Concatenates its arguments with operator<< into one string.
-template <class... Args>
-std::string cat(Args&&... args) {
+template <class... Args> std::string cat(Args&&... args) {
     std::ostringstream os;
     (os << ... << std::forward<Args>(args));
     return os.str();
 }
 
 // Throws glamm::Error with the concatenated message.
-template <class... Args>
-[[noreturn]] void fail(Args&&... args) {
+template <class... Args> [[noreturn]] void fail(Args&&... args) {
     throw Error(cat(std::forward<Args>(args)...));
 }
 
 // Runs fn(); an Error (or std::exception) thrown inside is rethrown with "context: " prefixed.
-template <class Fn>
-decltype(auto) with_context(const std::string& context, Fn&& fn) {
+template <class Fn> decltype(auto) with_context(const std::string& context, Fn&& fn) {
     try {
         return std::forward<Fn>(fn)();
     } catch (const std::exception& e) {

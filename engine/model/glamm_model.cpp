@@ -34,6 +34,9 @@ private:
 };
 
 // The box-embedding width is not in config.json (GLaMM hard-codes it): read it from this tensor.
+// Loading progress is reported at most once per this fraction of the weights.
+constexpr double kProgressStep = 0.01;
+
 constexpr char kRegionPosEmbedKey[] = "model.region_encoder.roi_align.pos_embedd.0.weight";
 
 double elapsed_ms(std::chrono::steady_clock::time_point since) {
@@ -96,7 +99,23 @@ ClipFeatureSelection clip_selection_for(const GlammConfig& config, const ClipVis
 
 std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
     auto progress = [&](const std::string& stage, double fraction) {
+        if (options.should_abort && options.should_abort())
+            throw Cancelled("loading the model was stopped");
         if (options.on_progress) options.on_progress(stage, fraction);
+    };
+    // The weights advance the fraction from `from` to `to` tensor by tensor (reported at most
+    // every percent), and a stop is honoured between two tensors.
+    auto weights_progress = [&](const std::string& stage, double from, double to, int64_t total) {
+        return [&progress, &options, stage, from, to, total, last = -1.0](int64_t done) mutable {
+            const double fraction =
+                from + (to - from) * std::min(1.0, double(done) / std::max<int64_t>(1, total));
+            if (fraction - last >= kProgressStep || last < 0) {
+                progress(stage, fraction);
+                last = fraction;
+            } else if (options.should_abort && options.should_abort()) {
+                throw Cancelled("loading the model was stopped");
+            }
+        };
     };
     auto m       = std::make_unique<GlammModel>();
     m->model_dir = options.model_dir;
@@ -151,6 +170,13 @@ std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
     progress("loading weights", 0.2);
     LoadReport report(checkpoint);
     report.share_stored_tensors(m->device.is_cpu());
+    {
+        int64_t total = 0;
+        for (const ComponentRef& ref : m->component_refs())
+            if (!ref.in_vision_tower)
+                for (const auto& p : ref.module->parameters()) total += p.nbytes();
+        report.on_each_tensor(weights_progress("loading weights", 0.2, 0.8, total));
+    }
     report.ignore("model.vision_tower."); // CLIP is a separate download (spec §1.3)
     const std::vector<ComponentRef> refs = m->component_refs();
     for (const ComponentRef& ref : refs) {
@@ -166,6 +192,11 @@ std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
     progress("loading the vision tower", 0.8);
     LoadReport clip_report(clip_checkpoint);
     clip_report.share_stored_tensors(m->device.is_cpu());
+    {
+        int64_t total = 0;
+        for (const auto& p : m->clip->parameters()) total += p.nbytes();
+        clip_report.on_each_tensor(weights_progress("loading the vision tower", 0.8, 0.9, total));
+    }
     const std::string clip_prefix = clip_vision_prefix(clip_checkpoint);
     // A full CLIPModel checkpoint also holds the text tower and projections GLaMM never uses.
     for (const char* unused :

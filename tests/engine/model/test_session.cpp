@@ -498,3 +498,27 @@ TEST(RegionMaps, MadeOnceAndReusedForLaterBoxes) {
     EXPECT_EQ(m.encode_regions(other, second.narrow(0, 0, 0)).size(0), 0);
     EXPECT_TRUE(other.region_maps.empty());
 }
+
+// Loading reports its progress tensor by tensor (never backwards, 0 to 1) and stops between two
+// tensors when asked, with Cancelled (what the app's Stop button does while a model loads).
+TEST(ModelLoad, ReportsProgressAndStopsWhenAsked) {
+    ModelOptions options = tiny_options(test::tiny_model_dir());
+    std::vector<double> fractions;
+    options.on_progress = [&](const std::string&, double fraction) {
+        fractions.push_back(fraction);
+    };
+    ASSERT_NE(Model::load(options), nullptr);
+    ASSERT_FALSE(fractions.empty());
+    EXPECT_TRUE(std::is_sorted(fractions.begin(), fractions.end()));
+    EXPECT_EQ(fractions.front(), 0.0);
+    EXPECT_EQ(fractions.back(), 1.0);
+    const auto while_loading = std::count_if(fractions.begin(), fractions.end(),
+                                             [](double f) { return f > 0.2 && f < 0.8; });
+    EXPECT_GT(while_loading, 10); // the weights advance it, not only the named stages
+
+    int polls            = 0;
+    options.on_progress  = {};
+    options.should_abort = [&] { return ++polls > 12; };
+    EXPECT_THROW(Model::load(options), Cancelled);
+    EXPECT_EQ(polls, 13); // stopped at the first poll that asked
+}
