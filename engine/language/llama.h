@@ -135,8 +135,9 @@ struct LlamaModelImpl : torch::nn::Module {
     // caller's to commit. -> final-norm hidden [1, 1, H]
     at::Tensor forward_step(const at::Tensor& embeds, const at::Tensor& position,
                             const RotaryTables& tables, KVCache& cache);
-    // Rotary table rows (cos, sin, sin_signed) for positions [start, start + count) cast to
-    // `options` (the reference rotates with tables cast to the model dtype).
+    // Rotary table rows cos and sin_signed (sin left undefined) for positions
+    // [start, start + count) cast to `options` (the reference rotates with tables cast to the
+    // model dtype).
     RotaryTables rotary(int64_t start, int64_t count, const at::TensorOptions& options);
 
     torch::nn::Embedding embed_tokens{nullptr};

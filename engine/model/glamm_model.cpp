@@ -37,6 +37,12 @@ private:
 // Loading progress is reported at most once per this fraction of the weights.
 constexpr double kProgressStep = 0.01;
 
+int64_t parameter_bytes(const torch::nn::Module& module) {
+    int64_t bytes = 0;
+    for (const auto& p : module.parameters()) bytes += static_cast<int64_t>(p.nbytes());
+    return bytes;
+}
+
 constexpr char kRegionPosEmbedKey[] = "model.region_encoder.roi_align.pos_embedd.0.weight";
 
 double elapsed_ms(std::chrono::steady_clock::time_point since) {
@@ -98,22 +104,25 @@ ClipFeatureSelection clip_selection_for(const GlammConfig& config, const ClipVis
 }
 
 std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
-    auto progress = [&](const std::string& stage, double fraction) {
+    auto check_stop = [&] {
         if (options.should_abort && options.should_abort())
             throw Cancelled("loading the model was stopped");
+    };
+    auto progress = [&](const std::string& stage, double fraction) {
+        check_stop();
         if (options.on_progress) options.on_progress(stage, fraction);
     };
     // The weights advance the fraction from `from` to `to` tensor by tensor (reported at most
     // every percent), and a stop is honoured between two tensors.
     auto weights_progress = [&](const std::string& stage, double from, double to, int64_t total) {
-        return [&progress, &options, stage, from, to, total, last = -1.0](int64_t done) mutable {
+        return [&progress, &check_stop, stage, from, to, total, last = -1.0](int64_t done) mutable {
             const double fraction =
                 from + (to - from) * std::min(1.0, double(done) / std::max<int64_t>(1, total));
             if (fraction - last >= kProgressStep || last < 0) {
                 progress(stage, fraction);
                 last = fraction;
-            } else if (options.should_abort && options.should_abort()) {
-                throw Cancelled("loading the model was stopped");
+            } else {
+                check_stop();
             }
         };
     };
@@ -173,8 +182,7 @@ std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
     {
         int64_t total = 0;
         for (const ComponentRef& ref : m->component_refs())
-            if (!ref.in_vision_tower)
-                for (const auto& p : ref.module->parameters()) total += p.nbytes();
+            if (!ref.in_vision_tower) total += parameter_bytes(*ref.module);
         report.on_each_tensor(weights_progress("loading weights", 0.2, 0.8, total));
     }
     report.ignore("model.vision_tower."); // CLIP is a separate download (spec §1.3)
@@ -192,11 +200,8 @@ std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
     progress("loading the vision tower", 0.8);
     LoadReport clip_report(clip_checkpoint);
     clip_report.share_stored_tensors(m->device.is_cpu());
-    {
-        int64_t total = 0;
-        for (const auto& p : m->clip->parameters()) total += p.nbytes();
-        clip_report.on_each_tensor(weights_progress("loading the vision tower", 0.8, 0.9, total));
-    }
+    clip_report.on_each_tensor(
+        weights_progress("loading the vision tower", 0.8, 0.9, parameter_bytes(*m->clip)));
     const std::string clip_prefix = clip_vision_prefix(clip_checkpoint);
     // A full CLIPModel checkpoint also holds the text tower and projections GLaMM never uses.
     for (const char* unused :
@@ -320,8 +325,7 @@ at::Tensor GlammModel::encode_regions(const EncodedImage& image,
                                       const at::Tensor& boxes_normalized) const {
     c10::InferenceMode inference;
     if (!region_encoder) fail("this model has no region encoder (with_region is false)");
-    if (boxes_normalized.defined() && boxes_normalized.dim() == 2 && boxes_normalized.size(0) > 0 &&
-        image.region_maps.empty())
+    if (image.region_maps.empty() && boxes_normalized.defined() && boxes_normalized.numel() > 0)
         image.region_maps = region_encoder->fuse(image.clip.region_levels);
     return region_encoder->extract(image.region_maps, boxes_normalized);
 }
