@@ -43,11 +43,23 @@ void CudaGraph::capture(const c10::Device& device, const std::function<void()>& 
         c10::cuda::CUDAStreamGuard stream_guard(stream);
         body(); // warm-up: the real first run
         stream.synchronize();
+        bool recording = false;
         try {
             state_->graph.capture_begin();
+            recording = true;
             body();
+            recording = false;
             state_->graph.capture_end();
         } catch (const std::exception& e) {
+            // The stream must leave capture mode (and the allocator the graph's pool) before
+            // anything else runs on it: the eager fallback uses this device next.
+            if (recording) {
+                try {
+                    state_->graph.capture_end(); // ends the capture; throws on an invalid graph
+                } catch (const std::exception&) {
+                }
+            }
+            state_ = std::make_unique<State>(); // drops the half-recorded graph
             fail("CUDA graph capture failed: ", e.what());
         }
     }

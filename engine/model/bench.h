@@ -56,12 +56,15 @@ struct BenchResult {
     std::string decode_mode;           // how the decode steps ran (DecodeMode)
     std::string decode_fallback;       // why the automatic choice fell back, if it did
     bool eager_ids_match = false;      // stage "decode_eager" gave the same ids
+    // With a "decode_eager" stage: its ms per token, and how many times faster the steps ran.
+    double eager_ms_per_token = 0, eager_over_decode = 0;
     std::vector<int64_t> greedy_ids;
     // --reference: GLaMM's algorithm on the same prompt and weights.
     bool has_reference = false;
     // Grounded caption end to end (preprocess, CLIP, SAM, prefill + N tokens, one mask), median
     // over repeats: with the KV cache, and with GLaMM's algorithm in the generation.
     double reference_ms = 0, cached_ms = 0;
+    double reference_speedup = 0; // reference_ms / cached_ms
     std::vector<int64_t> reference_ids;
 
     const StageStat* stage(const std::string& name) const;

@@ -61,6 +61,9 @@ TEST(Bench, TinyModelEveryStageAndReferenceIdsAgree) {
     EXPECT_NEAR(json["caption_ms"].get<double>(), around + generated, 1e-6 * (around + generated));
     EXPECT_NEAR(json["reference"]["caption_ms"].get<double>(),
                 around + stage_ms("reference_generate"), 1e-6 * around);
+    EXPECT_DOUBLE_EQ(json["reference"]["speedup"].get<double>(),
+                     json["reference"]["caption_ms"].get<double>() /
+                         json["caption_ms"].get<double>());
     // The prompt is the GCG prompt: 576 image positions + the text.
     EXPECT_GT(r.prompt_positions, model->num_image_tokens());
     // The golden case's greedy decoding from this prompt starts with these ids (cases/gcg).
