@@ -125,29 +125,37 @@ Rle rle_from_string(const std::string& s, int64_t height, int64_t width) {
 
 namespace {
 
-// Intersection area of two RLEs of the same size, walking both run lists.
-int64_t intersection_area(const Rle& a, const Rle& b) {
+// Walks the run lists of two masks of one size together: visit(length, in_a, in_b, last) for
+// each stretch over which neither mask changes, in column-major order.
+// ref: pycocotools maskApi.c rleMerge (the two-pointer loop)
+template <typename Visit> void walk_runs(const Rle& a, const Rle& b, Visit&& visit) {
     size_t ia = 0, ib = 0;
     int64_t ca = a.counts.empty() ? 0 : a.counts[0], cb = b.counts.empty() ? 0 : b.counts[0];
     bool va = false, vb = false;
-    int64_t inter = 0, ct = 1;
-    while (ct > 0) {
+    int64_t left = 1;
+    while (left > 0) {
         const int64_t c = std::min(ca, cb);
-        if (va && vb) inter += c;
-        ct = 0;
+        const bool in_a = va, in_b = vb;
         ca -= c;
         if (!ca && ++ia < a.counts.size()) {
             ca = a.counts[ia];
             va = !va;
         }
-        ct += ca;
         cb -= c;
         if (!cb && ++ib < b.counts.size()) {
             cb = b.counts[ib];
             vb = !vb;
         }
-        ct += cb;
+        left = ca + cb;
+        visit(c, in_a, in_b, left == 0);
     }
+}
+
+int64_t intersection_area(const Rle& a, const Rle& b) {
+    int64_t inter = 0;
+    walk_runs(a, b, [&](int64_t length, bool in_a, bool in_b, bool) {
+        if (in_a && in_b) inter += length;
+    });
     return inter;
 }
 
@@ -170,34 +178,18 @@ Rle rle_merge(const std::vector<Rle>& rles, bool intersect) {
         Rle merged;
         merged.height = result.height;
         merged.width  = result.width;
-        size_t ia = 0, ib = 0;
-        int64_t ca = result.counts.empty() ? 0 : result.counts[0];
-        int64_t cb = b.counts.empty() ? 0 : b.counts[0];
-        bool va = false, vb = false, v = false, vp = false;
-        int64_t cc = 0, ct = 1;
-        while (ct > 0) {
-            const int64_t c = std::min(ca, cb);
-            cc += c;
-            ct = 0;
-            ca -= c;
-            if (!ca && ++ia < result.counts.size()) {
-                ca = result.counts[ia];
-                va = !va;
+        bool value    = false; // runs alternate starting with zeros
+        int64_t run   = 0;
+        walk_runs(result, b, [&](int64_t length, bool in_a, bool in_b, bool last) {
+            const bool v = intersect ? (in_a && in_b) : (in_a || in_b);
+            if (v != value) {
+                merged.counts.push_back(static_cast<uint32_t>(run));
+                run   = 0;
+                value = v;
             }
-            ct += ca;
-            cb -= c;
-            if (!cb && ++ib < b.counts.size()) {
-                cb = b.counts[ib];
-                vb = !vb;
-            }
-            ct += cb;
-            vp = v;
-            v  = intersect ? (va && vb) : (va || vb);
-            if (v != vp || ct == 0) {
-                merged.counts.push_back(static_cast<uint32_t>(cc));
-                cc = 0;
-            }
-        }
+            run += length;
+            if (last) merged.counts.push_back(static_cast<uint32_t>(run));
+        });
         result = std::move(merged);
     }
     return result;

@@ -121,6 +121,27 @@ GroundedAnswer empty_answer(const Request& request, const EncodedImage& image) {
     return answer;
 }
 
+// The region features of every box of the conversation so far and of this request, in <bbox>
+// order (undefined without boxes); `ms` is how long the region encoder took.
+at::Tensor encode_all_regions(const GlammModel& m, const EncodedImage& image,
+                              const std::vector<Box>& boxes, double& ms) {
+    if (boxes.empty()) return {};
+    const auto t0 = Clock::now();
+    at::Tensor features =
+        m.encode_regions(image, m.normalize_boxes(boxes, image.height, image.width));
+    ms = ms_since(t0);
+    return features;
+}
+
+// The answer's text and its phrases from the model's markup.
+void set_answer_text(GroundedAnswer& answer, const std::string& raw_text) {
+    answer.raw_text           = raw_text;
+    const ParsedAnswer parsed = parse_markup(raw_text);
+    answer.text               = parsed.text;
+    for (const auto& p : parsed.phrases)
+        answer.phrases.push_back({p.text, p.begin, p.end, p.mask_index});
+}
+
 } // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -226,13 +247,8 @@ GroundedAnswer Session::ask(const Request& request, const Callbacks& callbacks) 
     all_boxes.insert(all_boxes.end(), request.boxes.begin(), request.boxes.end());
 
     progress("regions", 0.0);
-    at::Tensor region_features;
-    if (!all_boxes.empty()) {
-        const auto t0 = Clock::now();
-        region_features =
-            m.encode_regions(image, m.normalize_boxes(all_boxes, image.height, image.width));
-        answer.timings.region_ms = ms_since(t0);
-    }
+    const at::Tensor region_features =
+        encode_all_regions(m, image, all_boxes, answer.timings.region_ms);
     const at::Tensor embeds = m.assemble(ids, image, region_features); // [1, S, H]
 
     // Reuse the cached keys/values of the longest common prefix of this prompt and the last one.
@@ -312,11 +328,7 @@ GroundedAnswer Session::ask(const Request& request, const Callbacks& callbacks) 
 
     std::vector<int64_t> answer_ids = result.ids;
     if (!answer_ids.empty() && answer_ids.back() == tokenizer.eos_id()) answer_ids.pop_back();
-    answer.raw_text           = python_strip(tokenizer.decode(answer_ids));
-    const ParsedAnswer parsed = parse_markup(answer.raw_text);
-    answer.text               = parsed.text;
-    for (const auto& p : parsed.phrases)
-        answer.phrases.push_back({p.text, p.begin, p.end, p.mask_index});
+    set_answer_text(answer, python_strip(tokenizer.decode(answer_ids)));
 
     // The cache now holds the prompt and every generated token but the last.
     state_->cached_ids = ids;
@@ -353,10 +365,8 @@ GroundedAnswer Session::score(const Request& request, const std::string& answer_
     std::vector<int64_t> ids   = tokenizer.encode_with_image(conversation.prompt());
     std::vector<Box> all_boxes = state_->boxes;
     all_boxes.insert(all_boxes.end(), request.boxes.begin(), request.boxes.end());
-    at::Tensor region_features;
-    if (!all_boxes.empty())
-        region_features =
-            m.encode_regions(image, m.normalize_boxes(all_boxes, image.height, image.width));
+    const at::Tensor region_features =
+        encode_all_regions(m, image, all_boxes, answer.timings.region_ms);
     const at::Tensor embeds      = m.assemble(ids, image, region_features);
     auto t0                      = Clock::now();
     const at::Tensor hidden      = m.llama->forward(embeds); // [1, S, H]
@@ -378,11 +388,7 @@ GroundedAnswer Session::score(const Request& request, const std::string& answer_
             if (callbacks.on_mask) callbacks.on_mask(static_cast<int>(k), answer.masks.back());
         }
     }
-    answer.raw_text           = answer_text;
-    const ParsedAnswer parsed = parse_markup(answer_text);
-    answer.text               = parsed.text;
-    for (const auto& p : parsed.phrases)
-        answer.phrases.push_back({p.text, p.begin, p.end, p.mask_index});
+    set_answer_text(answer, answer_text);
     answer.timings.total_ms = ms_since(start);
     return answer;
 }

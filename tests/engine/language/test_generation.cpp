@@ -11,16 +11,25 @@
 namespace glamm {
 namespace {
 
-LlamaForCausalLM random_llama() {
+// Two layers of the given widths; kv_heads 0: as many as the query heads.
+LlamaConfig two_layer_config(int64_t vocab, int64_t hidden, int64_t intermediate, int64_t heads,
+                             int64_t kv_heads = 0) {
     LlamaConfig c;
-    c.vocab_size          = 29;
-    c.hidden_size         = 16;
-    c.intermediate_size   = 24;
+    c.vocab_size          = vocab;
+    c.hidden_size         = hidden;
+    c.intermediate_size   = intermediate;
     c.num_hidden_layers   = 2;
-    c.num_attention_heads = 2;
+    c.num_attention_heads = heads;
+    c.num_key_value_heads = kv_heads;
     c.eos_token_id        = 2;
-    torch::manual_seed(3);
-    LlamaForCausalLM llama(c);
+    return c;
+}
+
+// Default initialisation with the matrices scaled up (x 4) so the logits are far from flat and
+// greedy choices are clear.
+LlamaForCausalLM random_llama(const LlamaConfig& config, uint64_t seed) {
+    torch::manual_seed(seed);
+    LlamaForCausalLM llama(config);
     torch::NoGradGuard no_grad;
     for (auto& p : llama->named_parameters())
         if (p.key().find("norm") == std::string::npos) p.value().mul_(4.0);
@@ -79,7 +88,7 @@ TEST(ChooseToken, SamplingFollowsTheDistributionAndTheSeed) {
 class GenerateTest : public ::testing::Test {
 protected:
     void SetUp() override {
-        llama = random_llama();
+        llama = random_llama(two_layer_config(29, 16, 24, 2), 3);
         torch::manual_seed(5);
         prompt = torch::randn({1, 5, 16});
     }
@@ -187,20 +196,7 @@ TEST_F(GenerateTest, SecondTurnReusesTheCachedPrefix) {
 // masked), with grouped-query heads, in f32 and bf16.
 TEST(StaticDecoder, StepsEqualTheGrowingCache) {
     for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
-        LlamaConfig c;
-        c.vocab_size          = 31;
-        c.hidden_size         = 32;
-        c.intermediate_size   = 40;
-        c.num_hidden_layers   = 2;
-        c.num_attention_heads = 4;
-        c.num_key_value_heads = 2;
-        torch::manual_seed(11);
-        LlamaForCausalLM llama(c);
-        {
-            torch::NoGradGuard no_grad;
-            for (auto& p : llama->named_parameters())
-                if (p.key().find("norm") == std::string::npos) p.value().mul_(4.0);
-        }
+        auto llama = random_llama(two_layer_config(31, 32, 40, 4, 2), 11);
         llama->to(dtype);
         const auto prompt = torch::randn({1, 6, 32}).to(dtype);
         const auto turn2  = torch::randn({1, 3, 32}).to(dtype);
