@@ -39,10 +39,12 @@ int run_train(const std::vector<std::string>& argv) {
     callbacks.on_message = [](const std::string& m) { std::fprintf(stderr, "%s\n", m.c_str()); };
     callbacks.on_step    = [&](const train::StepLog& s) {
         if (quiet || s.step % config.log_every != 0) return;
+        char patch[32] = "";
+        if (config.loss.patch > 0) std::snprintf(patch, sizeof patch, "  patch %.4f", s.patch);
         std::fprintf(stderr,
-                        "step %lld/%lld  loss %.4f  ce %.4f  bce %.4f  dice %.4f  lr %.2e  %.2f s\n",
+                        "step %lld/%lld  loss %.4f  ce %.4f  bce %.4f  dice %.4f%s  lr %.2e  %.2f s\n",
                         static_cast<long long>(s.step), static_cast<long long>(config.steps), s.loss,
-                        s.ce, s.bce, s.dice, s.learning_rate, s.seconds);
+                        s.ce, s.bce, s.dice, patch, s.learning_rate, s.seconds);
     };
     train::train(config, args.require("out"), args.has("resume"), callbacks, max_steps);
     std::printf("model written to %s/glamm (vision tower %s/clip)\n", args.require("out").c_str(),

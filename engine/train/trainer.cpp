@@ -41,6 +41,8 @@ constexpr double kEmbeddingInitStd = 0.02;
 // Referring segmentation answer (ref: dataset/utils/utils.py ANSWER_LIST; the official eval
 // teacher-forces this one).
 constexpr char kRefsegAnswer[] = "Sure, it is [SEG].";
+// The per-patch head's weights in a checkpoint folder (LossWeights::patch).
+constexpr char kPatchHeadFile[] = "patch_head.pt";
 
 // The seven tokens GLaMM adds after the sentencepiece vocabulary, in the order of its
 // added_tokens.json.
@@ -134,6 +136,7 @@ struct PreparedSample {
     std::vector<int64_t> ids; // prompt (with the image slot) + answer + EOS
     int64_t answer_start = 0; // index in `ids` of the first answer token
     at::Tensor mask_targets;  // [K, H0, W0] f32, undefined when K = 0
+    at::Tensor patch_labels;  // [2, G*G] long (patch_labels()), when the recipe asks for them
 };
 
 // The B samples of `step`: scene step*B + i with task and wording drawn from (seed, step, i), so
@@ -147,6 +150,7 @@ std::vector<PreparedSample> prepare_batch(const TrainConfig& config, const Glamm
             PreparedSample& p   = batch[static_cast<size_t>(i)];
             std::mt19937_64 rng = sample_rng(config.seed, step, i);
             auto [ann, image]   = training_scene(config.data, step * config.batch_size + i);
+            if (config.loss.patch > 0) p.patch_labels = patch_labels(ann, model.clip_config);
             p.sample        = make_sample(ann, std::move(image), draw_task(config.tasks, rng), rng);
             const Sample& s = p.sample;
             p.clip_pixels   = preprocess_clip(s.image, model.clip_config, model.clip_processor);
@@ -313,8 +317,8 @@ int64_t newest_checkpoint(const Paths& paths) {
     return best;
 }
 
-void save_checkpoint(const GlammModel& model, torch::optim::AdamW& optimizer, const Paths& paths,
-                     int64_t step) {
+void save_checkpoint(const GlammModel& model, torch::optim::AdamW& optimizer,
+                     const torch::nn::Linear& patch_head, const Paths& paths, int64_t step) {
     const fs::path final_dir = checkpoint_dir(paths, step);
     const fs::path tmp       = paths.checkpoints / cat(".step-", step, ".tmp");
     fs::remove_all(tmp);
@@ -323,6 +327,7 @@ void save_checkpoint(const GlammModel& model, torch::optim::AdamW& optimizer, co
     model.save_weights((tmp / "glamm" / "model.safetensors").string(),
                        (tmp / "clip" / "model.safetensors").string(), at::kFloat);
     torch::save(optimizer, (tmp / "optimizer.pt").string());
+    if (!patch_head.is_empty()) torch::save(patch_head, (tmp / kPatchHeadFile).string());
     write_text(tmp / "state.json", nlohmann::json{{"step", step}}.dump());
     fs::remove_all(final_dir);
     fs::rename(tmp, final_dir);
@@ -339,8 +344,16 @@ void load_weights(GlammModel& model, const fs::path& dir) {
     clip_report.finish("the weights in " + (dir / "clip").string());
 }
 
-void load_checkpoint(GlammModel& model, torch::optim::AdamW& optimizer, const fs::path& dir) {
+void load_checkpoint(GlammModel& model, torch::optim::AdamW& optimizer,
+                     torch::nn::Linear& patch_head, const fs::path& dir) {
     load_weights(model, dir);
+    if (!patch_head.is_empty()) {
+        if (!fs::exists(dir / kPatchHeadFile))
+            fail(dir.string(), " has no ", kPatchHeadFile,
+                 ": the run was not trained with the "
+                 "patch loss");
+        torch::load(patch_head, (dir / kPatchHeadFile).string());
+    }
     torch::load(optimizer, (dir / "optimizer.pt").string());
 }
 
@@ -357,14 +370,15 @@ double learning_rate_at(const TrainConfig& c, int64_t step) {
 // Loss curves
 
 constexpr size_t kCsvLineBytes = 200; // a row is at most ~120 characters
-const char* kCsvHeader = "step,learning_rate,loss,ce,bce,dice,masks,tokens,seconds,data_seconds";
+const char* kCsvHeader =
+    "step,learning_rate,loss,ce,bce,dice,masks,tokens,seconds,data_seconds,patch";
 
 std::string csv_row(const StepLog& s) {
     char line[kCsvLineBytes];
-    std::snprintf(line, sizeof line, "%lld,%.6g,%.6f,%.6f,%.6f,%.6f,%lld,%lld,%.3f,%.3f",
+    std::snprintf(line, sizeof line, "%lld,%.6g,%.6f,%.6f,%.6f,%.6f,%lld,%lld,%.3f,%.3f,%.6f",
                   static_cast<long long>(s.step), s.learning_rate, s.loss, s.ce, s.bce, s.dice,
                   static_cast<long long>(s.masks), static_cast<long long>(s.tokens), s.seconds,
-                  s.data_seconds);
+                  s.data_seconds, s.patch);
     return line;
 }
 
@@ -442,13 +456,31 @@ std::string loss_svg(const std::vector<std::string>& rows) {
 
 struct BatchLoss {
     at::Tensor total;
-    double ce = 0, bce = 0, dice = 0;
+    double ce = 0, bce = 0, dice = 0, patch = 0;
     int64_t masks = 0, tokens = 0;
 };
 
-// Forward of B samples and GLaMM's loss (ref: model/GLaMM.py model_forward, training branch).
+// The per-patch shape and colour cross-entropies (LossWeights::patch), summed. features: the
+// tower's selected patch features [B, P, C]; head: C -> shape classes + colour classes.
+at::Tensor patch_loss(const at::Tensor& features, torch::nn::Linear& head,
+                      const std::vector<PreparedSample>& batch) {
+    std::vector<at::Tensor> labels;
+    for (const PreparedSample& p : batch) labels.push_back(p.patch_labels);
+    const at::Tensor targets      = torch::stack(labels).to(features.device()); // [B, 2, P]
+    const at::Tensor logits       = head->forward(features);                    // [B, P, classes]
+    const int64_t shapes          = patch_shape_classes();
+    namespace F                   = torch::nn::functional;
+    const at::Tensor shape_logits = logits.narrow(-1, 0, shapes).reshape({-1, shapes});
+    const at::Tensor colour_logits =
+        logits.narrow(-1, shapes, patch_colour_classes()).reshape({-1, patch_colour_classes()});
+    return F::cross_entropy(shape_logits, targets.select(1, 0).reshape(-1)) +
+           F::cross_entropy(colour_logits, targets.select(1, 1).reshape(-1));
+}
+
+// Forward of B samples and GLaMM's loss (ref: model/GLaMM.py model_forward, training branch);
+// with `patch_head`, the per-patch loss on top.
 BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>& batch,
-                     const LossWeights& weights) {
+                     const LossWeights& weights, torch::nn::Linear* patch_head) {
     const Tokenizer& tok      = *model.tokenizer;
     const c10::Device device  = model.device;
     const int64_t num_samples = static_cast<int64_t>(batch.size());
@@ -565,9 +597,14 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>&
     const at::Tensor bce_mean  = bce / denominator;
     const at::Tensor dice_mean = dice / denominator;
     out.total = weights.ce * ce + weights.bce * bce_mean + weights.dice * dice_mean;
-    out.ce    = ce.item<double>();
-    out.bce   = bce_mean.item<double>();
-    out.dice  = dice_mean.item<double>();
+    if (patch_head) {
+        const at::Tensor patch = patch_loss(clip.image_features, *patch_head, batch);
+        out.total              = out.total + weights.patch * patch;
+        out.patch              = patch.item<double>();
+    }
+    out.ce   = ce.item<double>();
+    out.bce  = bce_mean.item<double>();
+    out.dice = dice_mean.item<double>();
     return out;
 }
 
@@ -575,6 +612,59 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>&
 
 // ---------------------------------------------------------------------------------------------
 // Recipe
+
+int64_t patch_shape_classes() {
+    return 1 + synth::kShapeCount;
+}
+
+int64_t patch_colour_classes() {
+    return 1 + static_cast<int64_t>(synth::named_colours().size());
+}
+
+at::Tensor patch_labels(const synth::SceneAnnotation& scene, const ClipVisionConfig& clip) {
+    // Sample points per patch side: 4 x 4 points decide which object covers most of a patch.
+    constexpr int64_t kPoints = 4;
+    constexpr int64_t kQuorum = kPoints * kPoints / 4; // an object must cover a quarter of it
+    const int64_t width = scene.width, height = scene.height;
+    const int64_t side = clip.image_size, patch = clip.patch_size, grid = side / patch;
+    // Visible masks do not overlap: one owner per pixel (-1 background).
+    std::vector<int16_t> owner(static_cast<size_t>(width * height), -1);
+    for (size_t k = 0; k < scene.objects.size(); ++k) {
+        const std::vector<uint8_t> pixels = rle_decode(scene.objects[k].mask);
+        for (size_t i = 0; i < pixels.size(); ++i)
+            if (pixels[i]) owner[i] = static_cast<int16_t>(k);
+    }
+    // The tower's view: resized to (rh, rw) with the short side `side`, centre-cropped
+    // (clip_resize_and_crop). Continuous coordinates, pixel edges at integers.
+    const auto [rh, rw] = clip_resize_hw(height, width, side);
+    const int64_t top = (rh - side) / 2, left = (rw - side) / 2;
+    at::Tensor labels = at::zeros({2, grid * grid}, at::kLong); // [2, G*G]
+    auto out          = labels.accessor<int64_t, 2>();
+    std::vector<int> votes(scene.objects.size());
+    for (int64_t gy = 0; gy < grid; ++gy) {
+        for (int64_t gx = 0; gx < grid; ++gx) {
+            std::fill(votes.begin(), votes.end(), 0);
+            for (int64_t j = 0; j < kPoints; ++j) {
+                for (int64_t i = 0; i < kPoints; ++i) {
+                    const double u = left + gx * patch + (i + 0.5) * patch / kPoints;
+                    const double v = top + gy * patch + (j + 0.5) * patch / kPoints;
+                    const int64_t x =
+                        std::clamp<int64_t>(int64_t(u * width / double(rw)), 0, width - 1);
+                    const int64_t y =
+                        std::clamp<int64_t>(int64_t(v * height / double(rh)), 0, height - 1);
+                    const int16_t o = owner[static_cast<size_t>(y * width + x)];
+                    if (o >= 0) ++votes[static_cast<size_t>(o)];
+                }
+            }
+            const auto best = std::max_element(votes.begin(), votes.end());
+            if (best == votes.end() || *best < kQuorum) continue;
+            const synth::SceneObject& o = scene.objects[size_t(best - votes.begin())].object;
+            out[0][gy * grid + gx]      = 1 + static_cast<int64_t>(o.shape);
+            out[1][gy * grid + gx]      = 1 + o.colour;
+        }
+    }
+    return labels;
+}
 
 TrainConfig parse_train_config(const std::string& json_text, const std::string& where) {
     nlohmann::json j;
@@ -629,7 +719,8 @@ TrainConfig parse_train_config(const std::string& json_text, const std::string& 
     if (j.contains("loss")) {
         const auto& l = j["loss"];
         c.loss        = {number(l, "loss", "ce", 0), number(l, "loss", "dice", 0),
-                         number(l, "loss", "bce", 0)};
+                         number(l, "loss", "bce", 0),
+                  l.contains("patch") ? number(l, "loss", "patch", 0) : 0.0};
     }
     if (j.contains("tasks")) {
         const auto& t = j["tasks"];
@@ -690,6 +781,7 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
         {"steps", config.steps},
         {"batch_size", config.batch_size}};
     if (!config.init.empty()) recipe["init"] = config.init;
+    if (config.loss.patch > 0) recipe["patch_loss"] = config.loss.patch; // a head to resume
     const int64_t start_checkpoint = resume ? newest_checkpoint(paths) : -1;
     if (start_checkpoint >= 0) {
         const nlohmann::json saved =
@@ -746,12 +838,20 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
     for (const ComponentRef& ref : model->component_refs()) ref.module->to(model->device);
 
     std::vector<at::Tensor> params = trainable_parameters(*model);
+    // The per-patch head exists only in training (checkpoints keep it; releases do not).
+    torch::nn::Linear patch_head{nullptr};
+    if (config.loss.patch > 0) {
+        patch_head = torch::nn::Linear(model->clip_config.hidden_size,
+                                       patch_shape_classes() + patch_colour_classes());
+        patch_head->to(model->device);
+        for (const at::Tensor& p : patch_head->parameters()) params.push_back(p);
+    }
     torch::optim::AdamW optimizer(
         params, torch::optim::AdamWOptions(config.learning_rate).weight_decay(config.weight_decay));
     int64_t step = 0;
     if (start_checkpoint >= 0) {
         message(cat("resuming from step ", start_checkpoint));
-        load_checkpoint(*model, optimizer, checkpoint_dir(paths, start_checkpoint));
+        load_checkpoint(*model, optimizer, patch_head, checkpoint_dir(paths, start_checkpoint));
         step = start_checkpoint;
     }
     int64_t params_total = 0;
@@ -779,7 +879,7 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
     int64_t saved_step = step;
     auto save          = [&] {
         set_training(*model, false);
-        save_checkpoint(*model, optimizer, paths, step);
+        save_checkpoint(*model, optimizer, patch_head, paths, step);
         write_release(*model, config, paths);
         set_training(*model, true);
         saved_step = step;
@@ -799,7 +899,8 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
         for (auto& group : optimizer.param_groups())
             static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
         optimizer.zero_grad();
-        BatchLoss loss = batch_loss(*model, batch, config.loss);
+        BatchLoss loss =
+            batch_loss(*model, batch, config.loss, patch_head.is_empty() ? nullptr : &patch_head);
         loss.total.backward();
         // The global gradient norm (clipped to grad_clip when set) is one number to check: a step
         // whose gradients are not finite is skipped (as a loss scaler would), a run of them ends
@@ -827,6 +928,7 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
         log.ce            = loss.ce;
         log.bce           = loss.bce;
         log.dice          = loss.dice;
+        log.patch         = loss.patch;
         log.masks         = loss.masks;
         log.tokens        = loss.tokens;
         log.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -7,7 +7,10 @@
 // Legend: B samples per step, S padded sequence, V vocabulary, K masks of a sample, H0×W0 image.
 #pragma once
 
+#include "core/config.h"
 #include "train/synth.h"
+
+#include <ATen/core/Tensor.h>
 
 #include <nlohmann/json.hpp>
 
@@ -23,6 +26,11 @@ struct LossWeights {
     double ce   = 1.0;
     double dice = 0.5;
     double bce  = 2.0;
+    // Not GLaMM's: the weight of a per-patch cross-entropy that teaches the vision tower which
+    // shape and colour each CLIP patch shows (the generator's truth, through a linear head that
+    // only training has). It stands in for CLIP's pretraining, which a tower trained from
+    // scratch lacks; 0 (the default) leaves GLaMM's objective alone.
+    double patch = 0.0;
 };
 
 // How often each task is drawn for a sample (normalised by their sum).
@@ -53,6 +61,16 @@ struct TrainConfig {
     int prefetch = -1;
 };
 
+// What each CLIP patch of a scene shows, as the tower sees the scene (resized so the short side
+// is `clip.image_size`, centre-cropped): [2, G*G] long, row 0 the shape class (0 background,
+// 1 + synth::Shape) and row 1 the colour class (0 background, 1 + index in named_colours()) of
+// the object that covers most of the patch, background unless an object covers at least a
+// quarter of it. G = image_size / patch_size; patches in row-major order, as the tower's tokens.
+at::Tensor patch_labels(const synth::SceneAnnotation& scene, const ClipVisionConfig& clip);
+// Classes of the two rows above.
+int64_t patch_shape_classes();
+int64_t patch_colour_classes();
+
 // Reads and checks a recipe (messages name the file and key).
 TrainConfig load_train_config(const std::string& path);
 TrainConfig parse_train_config(const std::string& json_text, const std::string& where);
@@ -61,6 +79,7 @@ TrainConfig parse_train_config(const std::string& json_text, const std::string& 
 struct StepLog {
     int64_t step         = 0;
     double learning_rate = 0, loss = 0, ce = 0, bce = 0, dice = 0;
+    double patch  = 0; // the per-patch loss (0 when the recipe has none)
     int64_t masks = 0, tokens = 0;
     double seconds      = 0; // wall time of the step
     double data_seconds = 0; // of which making (or, prefetched, waiting for) the batch
