@@ -349,9 +349,7 @@ void load_checkpoint(GlammModel& model, torch::optim::AdamW& optimizer,
     load_weights(model, dir);
     if (!patch_head.is_empty()) {
         if (!fs::exists(dir / kPatchHeadFile))
-            fail(dir.string(), " has no ", kPatchHeadFile,
-                 ": the run was not trained with the "
-                 "patch loss");
+            fail(dir.string(), " has no ", kPatchHeadFile, ": not trained with the patch loss");
         torch::load(patch_head, (dir / kPatchHeadFile).string());
     }
     torch::load(optimizer, (dir / "optimizer.pt").string());
