@@ -27,7 +27,7 @@ g, r, c = (json.load(open(f"{out}/{t}.json")) for t in ("gcg", "refseg", "regcap
 summary = {
     "gcg": {k: g[k] for k in ("images", "AP50", "mIoU", "recall", "text_similarity", "CIDEr", "BLEU4", "ROUGE_L")},
     "refseg": {k: r[k] for k in ("pairs", "cIoU", "gIoU") if k in r},
-    "regcap": {k: c[k] for k in ("colour_shape_accuracy", "colour_shape_regions", "CIDEr", "BLEU4") if k in c},
+    "regcap": {k: c[k] for k in ("colour_shape_accuracy", "colour_accuracy", "shape_accuracy", "colour_shape_regions", "CIDEr", "BLEU4") if k in c},
 }
 summary["gcg"]["CIDEr_x100"] = round(100 * g["CIDEr"], 1)
 json.dump(summary, open(f"{out}/summary.json", "w"), indent=2)

@@ -41,14 +41,15 @@ eval::MeteorOptions meteor_options(const Args& args) {
 }
 
 // GLaMM-Shapes ground truth (`glamm synth` regcap.json): the share of regions whose predicted
-// caption names the generated object's colour and shape (issue 7's region-caption criterion).
-// Added only when every ground-truth caption names a generator colour and shape.
+// caption names the generated object's colour and shape (issue 7's region-caption criterion),
+// and the shares naming the colour and the shape on their own. Added only when every
+// ground-truth caption names a generator colour and shape.
 void add_colour_shape_accuracy(const std::vector<nlohmann::json>& gt,
                                const std::vector<eval::Prediction>& predictions,
                                nlohmann::json& scores) {
     std::map<std::string, std::string> predicted;
     for (const auto& p : predictions) predicted[p.image_id] = p.caption;
-    int64_t regions = 0, right = 0;
+    int64_t regions = 0, right = 0, colour = 0, shape = 0;
     for (const auto& doc : gt)
         for (const auto& a : doc.value("annotations", nlohmann::json::array())) {
             if (!a.contains("caption") || !a.contains("image_id")) continue;
@@ -56,14 +57,18 @@ void add_colour_shape_accuracy(const std::vector<nlohmann::json>& gt,
                 a["image_id"].is_string() ? a["image_id"].get<std::string>() : a["image_id"].dump();
             const auto it = predicted.find(id);
             if (it == predicted.end()) continue;
-            const auto ok =
-                synth::names_colour_and_shape(a["caption"].get<std::string>(), it->second);
-            if (!ok) return; // not a GLaMM-Shapes ground truth
+            const auto m =
+                synth::match_colour_and_shape(a["caption"].get<std::string>(), it->second);
+            if (!m) return; // not a GLaMM-Shapes ground truth
             ++regions;
-            right += *ok;
+            right += m->colour && m->shape;
+            colour += m->colour;
+            shape += m->shape;
         }
     if (regions == 0) return;
     scores["colour_shape_accuracy"] = double(right) / double(regions);
+    scores["colour_accuracy"]       = double(colour) / double(regions);
+    scores["shape_accuracy"]        = double(shape) / double(regions);
     scores["colour_shape_regions"]  = regions;
 }
 

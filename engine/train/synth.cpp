@@ -685,8 +685,8 @@ SynthSummary write_synth_dataset(const SynthOptions& options, const std::string&
     return sum;
 }
 
-std::optional<bool> names_colour_and_shape(const std::string& truth,
-                                           const std::string& prediction) {
+std::optional<AttributeMatch> match_colour_and_shape(const std::string& truth,
+                                                     const std::string& prediction) {
     auto words = [](const std::string& text) {
         std::vector<std::string> out;
         std::string word;
@@ -710,7 +710,14 @@ std::optional<bool> names_colour_and_shape(const std::string& truth,
     for (int i = 0; i < kShapeCount; ++i)
         if (has(t, shape_name(static_cast<Shape>(i)))) shape = shape_name(static_cast<Shape>(i));
     if (colour.empty() || shape.empty()) return std::nullopt;
-    return has(p, colour) && has(p, shape);
+    return AttributeMatch{has(p, colour), has(p, shape)};
+}
+
+std::optional<bool> names_colour_and_shape(const std::string& truth,
+                                           const std::string& prediction) {
+    const std::optional<AttributeMatch> m = match_colour_and_shape(truth, prediction);
+    if (!m) return std::nullopt;
+    return m->colour && m->shape;
 }
 
 } // namespace glamm::synth

@@ -112,9 +112,15 @@ struct GeneratedScene {
 };
 GeneratedScene generate_scene(const SynthOptions& options, int64_t index);
 
-// The GLaMM-Shapes region-caption check (issue 7: "names the right colour and shape"): whether
-// `prediction` contains, as whole words, the colour and the shape that the generated description
-// `truth` names. nullopt when `truth` names no generator colour or no shape.
+// Whether `prediction` contains, as whole words (any case), the colour and the shape that the
+// generated description `truth` names; nullopt when `truth` names no generator colour or no shape.
+struct AttributeMatch {
+    bool colour = false, shape = false;
+};
+std::optional<AttributeMatch> match_colour_and_shape(const std::string& truth,
+                                                     const std::string& prediction);
+// The GLaMM-Shapes region-caption check (issue 7: "names the right colour and shape"): both of
+// the above.
 std::optional<bool> names_colour_and_shape(const std::string& truth, const std::string& prediction);
 
 struct SynthSummary {

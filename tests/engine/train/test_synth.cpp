@@ -345,5 +345,14 @@ TEST(Synth, NamesColourAndShape) {
     EXPECT_EQ(names_colour_and_shape("a red star", "a starry reddish thing"), false);
     // A truth without a generator colour or shape is not judged.
     EXPECT_EQ(names_colour_and_shape("a large thing", "a red star"), std::nullopt);
+    // Each attribute on its own.
+    const auto m = glamm::synth::match_colour_and_shape("a large striped red star", "a red circle");
+    ASSERT_TRUE(m.has_value());
+    EXPECT_TRUE(m->colour);
+    EXPECT_FALSE(m->shape);
+    const auto n = glamm::synth::match_colour_and_shape("a red star", "a blue star");
+    ASSERT_TRUE(n.has_value());
+    EXPECT_FALSE(n->colour);
+    EXPECT_TRUE(n->shape);
     EXPECT_EQ(names_colour_and_shape("a red object", "a red star"), std::nullopt);
 }
