@@ -33,7 +33,6 @@ private:
     caffe2::TypeMeta saved_;
 };
 
-// The box-embedding width is not in config.json (GLaMM hard-codes it): read it from this tensor.
 // Loading progress is reported at most once per this fraction of the weights.
 constexpr double kProgressStep = 0.01;
 
@@ -43,6 +42,7 @@ int64_t parameter_bytes(const torch::nn::Module& module) {
     return bytes;
 }
 
+// The box-embedding width is not in config.json (GLaMM hard-codes it): read it from this tensor.
 constexpr char kRegionPosEmbedKey[] = "model.region_encoder.roi_align.pos_embedd.0.weight";
 
 double elapsed_ms(std::chrono::steady_clock::time_point since) {

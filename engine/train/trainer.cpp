@@ -464,13 +464,12 @@ at::Tensor patch_loss(const at::Tensor& features, torch::nn::Linear& head,
                       const std::vector<PreparedSample>& batch) {
     std::vector<at::Tensor> labels;
     for (const PreparedSample& p : batch) labels.push_back(p.patch_labels);
-    const at::Tensor targets      = torch::stack(labels).to(features.device()); // [B, 2, P]
-    const at::Tensor logits       = head->forward(features);                    // [B, P, classes]
-    const int64_t shapes          = patch_shape_classes();
-    namespace F                   = torch::nn::functional;
-    const at::Tensor shape_logits = logits.narrow(-1, 0, shapes).reshape({-1, shapes});
-    const at::Tensor colour_logits =
-        logits.narrow(-1, shapes, patch_colour_classes()).reshape({-1, patch_colour_classes()});
+    const at::Tensor targets = torch::stack(labels).to(features.device()); // [B, 2, P]
+    const at::Tensor logits  = head->forward(features);                    // [B, P, classes]
+    const int64_t shapes = patch_shape_classes(), colours = patch_colour_classes();
+    namespace F                    = torch::nn::functional;
+    const at::Tensor shape_logits  = logits.narrow(-1, 0, shapes).reshape({-1, shapes});
+    const at::Tensor colour_logits = logits.narrow(-1, shapes, colours).reshape({-1, colours});
     return F::cross_entropy(shape_logits, targets.select(1, 0).reshape(-1)) +
            F::cross_entropy(colour_logits, targets.select(1, 1).reshape(-1));
 }
