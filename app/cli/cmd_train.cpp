@@ -39,12 +39,21 @@ int run_train(const std::vector<std::string>& argv) {
     callbacks.on_message = [](const std::string& m) { std::fprintf(stderr, "%s\n", m.c_str()); };
     callbacks.on_step    = [&](const train::StepLog& s) {
         if (quiet || s.step % config.log_every != 0) return;
-        char patch[32] = "";
-        if (config.loss.patch > 0) std::snprintf(patch, sizeof patch, "  patch %.4f", s.patch);
+        // The losses that are not GLaMM's, those the recipe has.
+        char extra[96] = "";
+        int used       = 0;
+        auto add       = [&](double weight, const char* name, double value) {
+            if (weight > 0)
+                used += std::snprintf(extra + used, sizeof extra - size_t(used), "  %s %.4f", name,
+                                               value);
+        };
+        add(config.loss.patch, "patch", s.patch);
+        add(config.loss.sam_patch, "sam_patch", s.sam_patch);
+        add(config.loss.region, "region", s.region);
         std::fprintf(stderr,
                         "step %lld/%lld  loss %.4f  ce %.4f  bce %.4f  dice %.4f%s  lr %.2e  %.2f s\n",
                         static_cast<long long>(s.step), static_cast<long long>(config.steps), s.loss,
-                        s.ce, s.bce, s.dice, patch, s.learning_rate, s.seconds);
+                        s.ce, s.bce, s.dice, extra, s.learning_rate, s.seconds);
     };
     train::train(config, args.require("out"), args.has("resume"), callbacks, max_steps);
     std::printf("model written to %s/glamm (vision tower %s/clip)\n", args.require("out").c_str(),

@@ -13,6 +13,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -41,8 +42,11 @@ constexpr double kEmbeddingInitStd = 0.02;
 // Referring segmentation answer (ref: dataset/utils/utils.py ANSWER_LIST; the official eval
 // teacher-forces this one).
 constexpr char kRefsegAnswer[] = "Sure, it is [SEG].";
-// The per-patch head's weights in a checkpoint folder (LossWeights::patch).
-constexpr char kPatchHeadFile[] = "patch_head.pt";
+// The training-only heads' weights in a checkpoint folder (LossWeights::patch, sam_patch,
+// region).
+constexpr char kPatchHeadFile[]    = "patch_head.pt";
+constexpr char kSamPatchHeadFile[] = "sam_patch_head.pt";
+constexpr char kRegionHeadFile[]   = "region_head.pt";
 
 // The seven tokens GLaMM adds after the sentencepiece vocabulary, in the order of its
 // added_tokens.json.
@@ -61,11 +65,20 @@ void write_text(const fs::path& path, const std::string& text) {
 
 enum class SampleTask { Gcg, Refseg, Regcap, Caption };
 
+// A shape class and a colour class (patch_shape_classes(), patch_colour_classes(); 0 is the
+// background).
+using AttributeClasses = std::array<int64_t, 2>;
+
+AttributeClasses attribute_classes(const synth::SceneObject& o) {
+    return {1 + static_cast<int64_t>(o.shape), 1 + static_cast<int64_t>(o.colour)};
+}
+
 struct Sample {
     Image image;
     std::string instruction, answer;
-    std::vector<Box> boxes; // region prompts, original-image pixels
-    std::vector<Rle> masks; // one per [SEG] of the answer, in order
+    std::vector<Box> boxes;                    // region prompts, original-image pixels
+    std::vector<AttributeClasses> box_classes; // the boxed object of each, for the region loss
+    std::vector<Rle> masks;                    // one per [SEG] of the answer, in order
 };
 
 SampleTask draw_task(const TaskMix& mix, std::mt19937_64& rng) {
@@ -107,6 +120,10 @@ Sample make_sample(const synth::SceneAnnotation& ann, Image image, SampleTask ta
         s.instruction = build_instruction(TaskPreset::RegionCaption, "", 1);
         s.answer      = r.text;
         s.boxes = {Box{double(r.bbox[0]), double(r.bbox[1]), double(r.bbox[2]), double(r.bbox[3])}};
+        for (const synth::ObjectInfo& o : ann.objects)
+            if (o.id == r.object) s.box_classes.push_back(attribute_classes(o.object));
+        if (s.box_classes.size() != s.boxes.size())
+            fail("region \"", r.text, "\" names object ", r.object, ", which the scene lacks");
         break;
     }
     case SampleTask::Caption:
@@ -131,12 +148,13 @@ std::mt19937_64 sample_rng(uint64_t seed, int64_t step, int64_t slot) {
 // (in parallel, and ahead of the step when the model is on a GPU).
 struct PreparedSample {
     Sample sample;
-    at::Tensor clip_pixels;   // [1, 3, S, S]
-    SamPreprocessed sam;      // [1, 3, S', S'] + the resize geometry
-    std::vector<int64_t> ids; // prompt (with the image slot) + answer + EOS
-    int64_t answer_start = 0; // index in `ids` of the first answer token
-    at::Tensor mask_targets;  // [K, H0, W0] f32, undefined when K = 0
-    at::Tensor patch_labels;  // [2, G*G] long (patch_labels()), when the recipe asks for them
+    at::Tensor clip_pixels;      // [1, 3, S, S]
+    SamPreprocessed sam;         // [1, 3, S', S'] + the resize geometry
+    std::vector<int64_t> ids;    // prompt (with the image slot) + answer + EOS
+    int64_t answer_start = 0;    // index in `ids` of the first answer token
+    at::Tensor mask_targets;     // [K, H0, W0] f32, undefined when K = 0
+    at::Tensor patch_labels;     // [2, G*G] long (patch_labels()), when the recipe asks for them
+    at::Tensor sam_patch_labels; // [2, G'*G'] long (sam_patch_labels()), likewise
 };
 
 // The B samples of `step`: scene step*B + i with task and wording drawn from (seed, step, i), so
@@ -151,6 +169,8 @@ std::vector<PreparedSample> prepare_batch(const TrainConfig& config, const Glamm
             std::mt19937_64 rng = sample_rng(config.seed, step, i);
             auto [ann, image]   = training_scene(config.data, step * config.batch_size + i);
             if (config.loss.patch > 0) p.patch_labels = patch_labels(ann, model.clip_config);
+            if (config.loss.sam_patch > 0)
+                p.sam_patch_labels = sam_patch_labels(ann, model.config.grounding_encoder);
             p.sample        = make_sample(ann, std::move(image), draw_task(config.tasks, rng), rng);
             const Sample& s = p.sample;
             p.clip_pixels   = preprocess_clip(s.image, model.clip_config, model.clip_processor);
@@ -317,8 +337,34 @@ int64_t newest_checkpoint(const Paths& paths) {
     return best;
 }
 
-void save_checkpoint(const GlammModel& model, torch::optim::AdamW& optimizer,
-                     const torch::nn::Linear& patch_head, const Paths& paths, int64_t step) {
+// The heads of the losses that are not GLaMM's (LossWeights::patch, sam_patch, region): each a
+// Linear from its features to shape classes + colour classes, empty when its weight is 0. They
+// exist only in training: checkpoints keep them, releases do not.
+struct AuxHeads {
+    torch::nn::Linear patch{nullptr};     // CLIP patch features -> classes
+    torch::nn::Linear sam_patch{nullptr}; // SAM embedding cells -> classes
+    torch::nn::Linear region{nullptr};    // <bbox> embeddings -> classes
+
+    AuxHeads(const GlammModel& model, const LossWeights& weights) {
+        const int64_t classes = patch_shape_classes() + patch_colour_classes();
+        if (weights.patch > 0) patch = torch::nn::Linear(model.clip_config.hidden_size, classes);
+        if (weights.sam_patch > 0)
+            sam_patch = torch::nn::Linear(model.config.grounding_encoder.prompt_embed_dim, classes);
+        if (weights.region > 0) region = torch::nn::Linear(model.config.llama.hidden_size, classes);
+        for (const auto& entry : files()) (*entry.first)->to(model.device);
+    }
+    // The heads that exist, with their checkpoint files.
+    std::vector<std::pair<torch::nn::Linear*, const char*>> files() {
+        std::vector<std::pair<torch::nn::Linear*, const char*>> out;
+        if (!patch.is_empty()) out.emplace_back(&patch, kPatchHeadFile);
+        if (!sam_patch.is_empty()) out.emplace_back(&sam_patch, kSamPatchHeadFile);
+        if (!region.is_empty()) out.emplace_back(&region, kRegionHeadFile);
+        return out;
+    }
+};
+
+void save_checkpoint(const GlammModel& model, torch::optim::AdamW& optimizer, AuxHeads& heads,
+                     const Paths& paths, int64_t step) {
     const fs::path final_dir = checkpoint_dir(paths, step);
     const fs::path tmp       = paths.checkpoints / cat(".step-", step, ".tmp");
     fs::remove_all(tmp);
@@ -327,7 +373,7 @@ void save_checkpoint(const GlammModel& model, torch::optim::AdamW& optimizer,
     model.save_weights((tmp / "glamm" / "model.safetensors").string(),
                        (tmp / "clip" / "model.safetensors").string(), at::kFloat);
     torch::save(optimizer, (tmp / "optimizer.pt").string());
-    if (!patch_head.is_empty()) torch::save(patch_head, (tmp / kPatchHeadFile).string());
+    for (const auto& [head, file] : heads.files()) torch::save(*head, (tmp / file).string());
     write_text(tmp / "state.json", nlohmann::json{{"step", step}}.dump());
     fs::remove_all(final_dir);
     fs::rename(tmp, final_dir);
@@ -344,13 +390,13 @@ void load_weights(GlammModel& model, const fs::path& dir) {
     clip_report.finish("the weights in " + (dir / "clip").string());
 }
 
-void load_checkpoint(GlammModel& model, torch::optim::AdamW& optimizer,
-                     torch::nn::Linear& patch_head, const fs::path& dir) {
+void load_checkpoint(GlammModel& model, torch::optim::AdamW& optimizer, AuxHeads& heads,
+                     const fs::path& dir) {
     load_weights(model, dir);
-    if (!patch_head.is_empty()) {
-        if (!fs::exists(dir / kPatchHeadFile))
-            fail(dir.string(), " has no ", kPatchHeadFile, ": not trained with the patch loss");
-        torch::load(patch_head, (dir / kPatchHeadFile).string());
+    for (const auto& [head, file] : heads.files()) {
+        if (!fs::exists(dir / file))
+            fail(dir.string(), " has no ", file, ": not trained with the loss it belongs to");
+        torch::load(*head, (dir / file).string());
     }
     torch::load(optimizer, (dir / "optimizer.pt").string());
 }
@@ -369,14 +415,15 @@ double learning_rate_at(const TrainConfig& c, int64_t step) {
 
 constexpr size_t kCsvLineBytes = 200; // a row is at most ~120 characters
 const char* kCsvHeader =
-    "step,learning_rate,loss,ce,bce,dice,masks,tokens,seconds,data_seconds,patch";
+    "step,learning_rate,loss,ce,bce,dice,masks,tokens,seconds,data_seconds,patch,sam_patch,region";
 
 std::string csv_row(const StepLog& s) {
     char line[kCsvLineBytes];
-    std::snprintf(line, sizeof line, "%lld,%.6g,%.6f,%.6f,%.6f,%.6f,%lld,%lld,%.3f,%.3f,%.6f",
+    std::snprintf(line, sizeof line,
+                  "%lld,%.6g,%.6f,%.6f,%.6f,%.6f,%lld,%lld,%.3f,%.3f,%.6f,%.6f,%.6f",
                   static_cast<long long>(s.step), s.learning_rate, s.loss, s.ce, s.bce, s.dice,
                   static_cast<long long>(s.masks), static_cast<long long>(s.tokens), s.seconds,
-                  s.data_seconds, s.patch);
+                  s.data_seconds, s.patch, s.sam_patch, s.region);
     return line;
 }
 
@@ -454,30 +501,29 @@ std::string loss_svg(const std::vector<std::string>& rows) {
 
 struct BatchLoss {
     at::Tensor total;
-    double ce = 0, bce = 0, dice = 0, patch = 0;
+    double ce = 0, bce = 0, dice = 0, patch = 0, sam_patch = 0, region = 0;
     int64_t masks = 0, tokens = 0;
 };
 
-// The per-patch shape and colour cross-entropies (LossWeights::patch), summed. features: the
-// tower's selected patch features [B, P, C]; head: C -> shape classes + colour classes.
-at::Tensor patch_loss(const at::Tensor& features, torch::nn::Linear& head,
-                      const std::vector<PreparedSample>& batch) {
-    std::vector<at::Tensor> labels;
-    for (const PreparedSample& p : batch) labels.push_back(p.patch_labels);
-    const at::Tensor targets = torch::stack(labels).to(features.device()); // [B, 2, P]
-    const at::Tensor logits  = head->forward(features);                    // [B, P, classes]
+// The shape and colour cross-entropies of one head, summed. features [N, C] (or [B, P, C]); head:
+// C -> shape classes + colour classes; targets [2, N] (or [B, 2, P]): shape row, colour row.
+at::Tensor attribute_loss(const at::Tensor& features, torch::nn::Linear& head,
+                          const at::Tensor& targets) {
+    const at::Tensor logits = head->forward(features); // [..., classes]
     const int64_t shapes = patch_shape_classes(), colours = patch_colour_classes();
+    const at::Tensor rows          = targets.to(features.device());
+    const int64_t row_dim          = rows.dim() - 2; // the shape/colour dimension
     namespace F                    = torch::nn::functional;
     const at::Tensor shape_logits  = logits.narrow(-1, 0, shapes).reshape({-1, shapes});
     const at::Tensor colour_logits = logits.narrow(-1, shapes, colours).reshape({-1, colours});
-    return F::cross_entropy(shape_logits, targets.select(1, 0).reshape(-1)) +
-           F::cross_entropy(colour_logits, targets.select(1, 1).reshape(-1));
+    return F::cross_entropy(shape_logits, rows.select(row_dim, 0).reshape(-1)) +
+           F::cross_entropy(colour_logits, rows.select(row_dim, 1).reshape(-1));
 }
 
 // Forward of B samples and GLaMM's loss (ref: model/GLaMM.py model_forward, training branch);
-// with `patch_head`, the per-patch loss on top.
+// with `heads`, the losses that are not GLaMM's on top (LossWeights::patch, sam_patch, region).
 BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>& batch,
-                     const LossWeights& weights, torch::nn::Linear* patch_head) {
+                     const LossWeights& weights, AuxHeads& heads) {
     const Tokenizer& tok      = *model.tokenizer;
     const c10::Device device  = model.device;
     const int64_t num_samples = static_cast<int64_t>(batch.size());
@@ -499,6 +545,9 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>&
     std::vector<at::Tensor> embeds;
     std::vector<std::vector<int64_t>> targets; // per expanded position
     std::vector<int64_t> seg_rows, seg_sample; // state before each [SEG]: flat row, its sample
+    std::vector<at::Tensor> regions;           // every sample's <bbox> embeddings [N, H]
+    std::vector<int64_t> region_targets;       // their shape classes, then their colour classes
+    std::vector<int64_t> region_colours;
     int64_t longest = 0;
     for (int64_t b = 0; b < num_samples; ++b) {
         const PreparedSample& p = batch[b];
@@ -509,6 +558,11 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>&
             for (const auto& level : clip.region_levels) levels.push_back(level.narrow(0, b, 1));
             region = model.region_encoder->forward(
                 levels, model.normalize_boxes(s.boxes, s.image.height, s.image.width));
+            regions.push_back(region);
+            for (const AttributeClasses& c : s.box_classes) {
+                region_targets.push_back(c[0]);
+                region_colours.push_back(c[1]);
+            }
         }
         at::Tensor e         = assemble_embeddings(model.llama, torch::tensor(p.ids, torch::kLong),
                                                    image_embeds[b], region, kImageTokenIndex,
@@ -594,10 +648,35 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>&
     const at::Tensor bce_mean  = bce / denominator;
     const at::Tensor dice_mean = dice / denominator;
     out.total = weights.ce * ce + weights.bce * bce_mean + weights.dice * dice_mean;
-    if (patch_head) {
-        const at::Tensor patch = patch_loss(clip.image_features, *patch_head, batch);
-        out.total              = out.total + weights.patch * patch;
-        out.patch              = patch.item<double>();
+    if (!heads.patch.is_empty()) {
+        std::vector<at::Tensor> labels;
+        for (const PreparedSample& p : batch) labels.push_back(p.patch_labels);
+        const at::Tensor patch =
+            attribute_loss(clip.image_features, heads.patch, torch::stack(labels)); // [B, P, C]
+        out.total = out.total + weights.patch * patch;
+        out.patch = patch.item<double>();
+    }
+    if (!heads.sam_patch.is_empty()) {
+        std::vector<at::Tensor> labels;
+        for (const PreparedSample& p : batch) labels.push_back(p.sam_patch_labels);
+        const at::Tensor cells = sam_embeds.flatten(2).transpose(1, 2); // [B, G*G, D]
+        const at::Tensor loss  = attribute_loss(cells, heads.sam_patch, torch::stack(labels));
+        out.total              = out.total + weights.sam_patch * loss;
+        out.sam_patch          = loss.item<double>();
+    }
+    if (!heads.region.is_empty() && !regions.empty()) {
+        region_targets.insert(region_targets.end(), region_colours.begin(), region_colours.end());
+        const at::Tensor targets =
+            torch::tensor(region_targets, torch::kLong).view({2, -1}); // [2, N]
+        // The head reads the embeddings RMS-normalised, as the first decoder layer does (their
+        // scale drifts far from the token embeddings' in training; the direction is what the
+        // language model reads).
+        const at::Tensor x = torch::cat(regions); // [N, H]
+        const at::Tensor read =
+            x * torch::rsqrt(x.pow(2).mean(-1, true) + model.config.llama.rms_norm_eps);
+        const at::Tensor loss = attribute_loss(read, heads.region, targets);
+        out.total             = out.total + weights.region * loss;
+        out.region            = loss.item<double>();
     }
     out.ce   = ce.item<double>();
     out.bce  = bce_mean.item<double>();
@@ -618,12 +697,25 @@ int64_t patch_colour_classes() {
     return 1 + static_cast<int64_t>(synth::named_colours().size());
 }
 
-at::Tensor patch_labels(const synth::SceneAnnotation& scene, const ClipVisionConfig& clip) {
-    // Sample points per patch side: 4 x 4 points decide which object covers most of a patch.
+namespace {
+
+// A grid of square cells over a view of the scene: the image resized to rh x rw, the grid's
+// origin at (left, top) of the resized image (a centre crop's offset), `cell` resized pixels a
+// side. Cells beyond the resized image (padding) are background.
+struct GridView {
+    int64_t grid = 0, cell = 0;
+    int64_t rh = 0, rw = 0, top = 0, left = 0;
+};
+
+// [2, grid*grid] shape and colour classes of the object covering most of each cell (at least a
+// quarter of it; else background).
+at::Tensor grid_labels(const synth::SceneAnnotation& scene, const GridView& view) {
+    // Sample points per cell side: 4 x 4 points decide which object covers most of a cell.
     constexpr int64_t kPoints = 4;
     constexpr int64_t kQuorum = kPoints * kPoints / 4; // an object must cover a quarter of it
     const int64_t width = scene.width, height = scene.height;
-    const int64_t side = clip.image_size, patch = clip.patch_size, grid = side / patch;
+    const int64_t grid = view.grid, patch = view.cell, rh = view.rh, rw = view.rw;
+    const int64_t top = view.top, left = view.left;
     // Visible masks do not overlap: one owner per pixel (-1 background).
     std::vector<int16_t> owner(static_cast<size_t>(width * height), -1);
     for (size_t k = 0; k < scene.objects.size(); ++k) {
@@ -631,10 +723,7 @@ at::Tensor patch_labels(const synth::SceneAnnotation& scene, const ClipVisionCon
         for (size_t i = 0; i < pixels.size(); ++i)
             if (pixels[i]) owner[i] = static_cast<int16_t>(k);
     }
-    // The tower's view: resized to (rh, rw) with the short side `side`, centre-cropped
-    // (clip_resize_and_crop). Continuous coordinates, pixel edges at integers.
-    const auto [rh, rw] = clip_resize_hw(height, width, side);
-    const int64_t top = (rh - side) / 2, left = (rw - side) / 2;
+    // Continuous coordinates in the resized image, pixel edges at integers.
     at::Tensor labels = at::zeros({2, grid * grid}, at::kLong); // [2, G*G]
     auto out          = labels.accessor<int64_t, 2>();
     std::vector<int> votes(scene.objects.size());
@@ -645,6 +734,7 @@ at::Tensor patch_labels(const synth::SceneAnnotation& scene, const ClipVisionCon
                 for (int64_t i = 0; i < kPoints; ++i) {
                     const double u = left + gx * patch + (i + 0.5) * patch / kPoints;
                     const double v = top + gy * patch + (j + 0.5) * patch / kPoints;
+                    if (u >= double(rw) || v >= double(rh)) continue; // padding
                     const int64_t x =
                         std::clamp<int64_t>(int64_t(u * width / double(rw)), 0, width - 1);
                     const int64_t y =
@@ -655,12 +745,30 @@ at::Tensor patch_labels(const synth::SceneAnnotation& scene, const ClipVisionCon
             }
             const auto best = std::max_element(votes.begin(), votes.end());
             if (best == votes.end() || *best < kQuorum) continue;
-            const synth::SceneObject& o = scene.objects[size_t(best - votes.begin())].object;
-            out[0][gy * grid + gx]      = 1 + static_cast<int64_t>(o.shape);
-            out[1][gy * grid + gx]      = 1 + o.colour;
+            const AttributeClasses c =
+                attribute_classes(scene.objects[size_t(best - votes.begin())].object);
+            out[0][gy * grid + gx] = c[0];
+            out[1][gy * grid + gx] = c[1];
         }
     }
     return labels;
+}
+
+} // namespace
+
+at::Tensor patch_labels(const synth::SceneAnnotation& scene, const ClipVisionConfig& clip) {
+    // The tower's view: resized to (rh, rw) with the short side `side`, centre-cropped
+    // (clip_resize_and_crop).
+    const int64_t side  = clip.image_size;
+    const auto [rh, rw] = clip_resize_hw(scene.height, scene.width, side);
+    return grid_labels(
+        scene, {side / clip.patch_size, clip.patch_size, rh, rw, (rh - side) / 2, (rw - side) / 2});
+}
+
+at::Tensor sam_patch_labels(const synth::SceneAnnotation& scene, const SamConfig& sam) {
+    // SAM's view: ResizeLongestSide(img_size) at the top left, padded right and below.
+    const auto [rh, rw] = sam_resize_hw(scene.height, scene.width, sam.img_size);
+    return grid_labels(scene, {sam.img_size / sam.patch_size, sam.patch_size, rh, rw, 0, 0});
 }
 
 TrainConfig parse_train_config(const std::string& json_text, const std::string& where) {
@@ -715,9 +823,12 @@ TrainConfig parse_train_config(const std::string& json_text, const std::string& 
     c.seed              = static_cast<uint64_t>(number(j, "recipe", "seed", 0));
     if (j.contains("loss")) {
         const auto& l = j["loss"];
-        c.loss        = {number(l, "loss", "ce", 0), number(l, "loss", "dice", 0),
+        c.loss        = {number(l, "loss", "ce", 0),
+                         number(l, "loss", "dice", 0),
                          number(l, "loss", "bce", 0),
-                  l.contains("patch") ? number(l, "loss", "patch", 0) : 0.0};
+                  l.contains("patch") ? number(l, "loss", "patch", 0) : 0.0,
+                  l.contains("sam_patch") ? number(l, "loss", "sam_patch", 0) : 0.0,
+                  l.contains("region") ? number(l, "loss", "region", 0) : 0.0};
     }
     if (j.contains("tasks")) {
         const auto& t = j["tasks"];
@@ -778,7 +889,10 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
         {"steps", config.steps},
         {"batch_size", config.batch_size}};
     if (!config.init.empty()) recipe["init"] = config.init;
-    if (config.loss.patch > 0) recipe["patch_loss"] = config.loss.patch; // a head to resume
+    // Heads to resume.
+    if (config.loss.patch > 0) recipe["patch_loss"] = config.loss.patch;
+    if (config.loss.sam_patch > 0) recipe["sam_patch_loss"] = config.loss.sam_patch;
+    if (config.loss.region > 0) recipe["region_loss"] = config.loss.region;
     const int64_t start_checkpoint = resume ? newest_checkpoint(paths) : -1;
     if (start_checkpoint >= 0) {
         const nlohmann::json saved =
@@ -835,20 +949,15 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
     for (const ComponentRef& ref : model->component_refs()) ref.module->to(model->device);
 
     std::vector<at::Tensor> params = trainable_parameters(*model);
-    // The per-patch head exists only in training (checkpoints keep it; releases do not).
-    torch::nn::Linear patch_head{nullptr};
-    if (config.loss.patch > 0) {
-        patch_head = torch::nn::Linear(model->clip_config.hidden_size,
-                                       patch_shape_classes() + patch_colour_classes());
-        patch_head->to(model->device);
-        for (const at::Tensor& p : patch_head->parameters()) params.push_back(p);
-    }
+    AuxHeads heads(*model, config.loss);
+    for (const auto& [head, file] : heads.files())
+        for (const at::Tensor& p : (*head)->parameters()) params.push_back(p);
     torch::optim::AdamW optimizer(
         params, torch::optim::AdamWOptions(config.learning_rate).weight_decay(config.weight_decay));
     int64_t step = 0;
     if (start_checkpoint >= 0) {
         message(cat("resuming from step ", start_checkpoint));
-        load_checkpoint(*model, optimizer, patch_head, checkpoint_dir(paths, start_checkpoint));
+        load_checkpoint(*model, optimizer, heads, checkpoint_dir(paths, start_checkpoint));
         step = start_checkpoint;
     }
     int64_t params_total = 0;
@@ -876,7 +985,7 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
     int64_t saved_step = step;
     auto save          = [&] {
         set_training(*model, false);
-        save_checkpoint(*model, optimizer, patch_head, paths, step);
+        save_checkpoint(*model, optimizer, heads, paths, step);
         write_release(*model, config, paths);
         set_training(*model, true);
         saved_step = step;
@@ -896,8 +1005,7 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
         for (auto& group : optimizer.param_groups())
             static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
         optimizer.zero_grad();
-        BatchLoss loss =
-            batch_loss(*model, batch, config.loss, patch_head.is_empty() ? nullptr : &patch_head);
+        BatchLoss loss = batch_loss(*model, batch, config.loss, heads);
         loss.total.backward();
         // The global gradient norm (clipped to grad_clip when set) is one number to check: a step
         // whose gradients are not finite is skipped (as a loss scaler would), a run of them ends
@@ -926,6 +1034,8 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
         log.bce           = loss.bce;
         log.dice          = loss.dice;
         log.patch         = loss.patch;
+        log.sam_patch     = loss.sam_patch;
+        log.region        = loss.region;
         log.masks         = loss.masks;
         log.tokens        = loss.tokens;
         log.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

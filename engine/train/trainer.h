@@ -31,6 +31,13 @@ struct LossWeights {
     // only training has). It stands in for CLIP's pretraining, which a tower trained from
     // scratch lacks; 0 (the default) leaves GLaMM's objective alone.
     double patch = 0.0;
+    // Not GLaMM's either, the same idea for the two other paths that see the image: the weight of
+    // a per-cell shape and colour cross-entropy on the SAM image embeddings the mask decoder reads
+    // (sam_patch_labels; SAM's own pretraining is what GLaMM starts from), and of one on the
+    // region encoder's <bbox> embedding of a region caption's box (the boxed object's shape and
+    // colour). 0 leaves them out.
+    double sam_patch = 0.0;
+    double region    = 0.0;
 };
 
 // How often each task is drawn for a sample (normalised by their sum).
@@ -67,7 +74,11 @@ struct TrainConfig {
 // the object that covers most of the patch, background unless an object covers at least a
 // quarter of it. G = image_size / patch_size; patches in row-major order, as the tower's tokens.
 at::Tensor patch_labels(const synth::SceneAnnotation& scene, const ClipVisionConfig& clip);
-// Classes of the two rows above.
+// The same for the cells of the SAM image embedding: the scene as SAM's preprocessing sees it
+// (longest side resized to `sam.img_size`, padded right and below: padding is background),
+// G = img_size / patch_size cells of patch_size pixels, row-major as the embedding's [D, G, G].
+at::Tensor sam_patch_labels(const synth::SceneAnnotation& scene, const SamConfig& sam);
+// Classes of the two rows above (also of a region's labels).
 int64_t patch_shape_classes();
 int64_t patch_colour_classes();
 
@@ -79,7 +90,9 @@ TrainConfig parse_train_config(const std::string& json_text, const std::string& 
 struct StepLog {
     int64_t step         = 0;
     double learning_rate = 0, loss = 0, ce = 0, bce = 0, dice = 0;
-    double patch  = 0; // the per-patch loss (0 when the recipe has none)
+    double patch     = 0; // the per-patch loss (0 when the recipe has none)
+    double sam_patch = 0; // the per-cell loss on SAM's embedding (0 when none)
+    double region    = 0; // the loss on <bbox> embeddings (0 when none or no box in the batch)
     int64_t masks = 0, tokens = 0;
     double seconds      = 0; // wall time of the step
     double data_seconds = 0; // of which making (or, prefetched, waiting for) the batch

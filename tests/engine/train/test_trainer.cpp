@@ -47,6 +47,34 @@ int csv_rows(const fs::path& csv) {
     return rows;
 }
 
+// A scene of one object, a red square (colour index 0), given by its visible mask x0..x1, y0..y1.
+synth::SceneAnnotation scene_with_box(int64_t width, int64_t height, int64_t x0, int64_t y0,
+                                      int64_t x1, int64_t y1) {
+    synth::SceneAnnotation scene;
+    scene.width  = width;
+    scene.height = height;
+    std::vector<uint8_t> mask(static_cast<size_t>(width * height), 0);
+    for (int64_t y = y0; y < y1; ++y)
+        for (int64_t x = x0; x < x1; ++x) mask[static_cast<size_t>(y * width + x)] = 1;
+    synth::ObjectInfo o;
+    o.object.shape  = synth::Shape::Square;
+    o.object.colour = 0;
+    o.mask          = rle_encode(mask.data(), height, width);
+    scene.objects.push_back(o);
+    return scene;
+}
+
+// Labels of a 4 x 4 grid: the red square's classes on `covered`, background elsewhere.
+void expect_cells(const at::Tensor& labels, const std::set<int64_t>& covered) {
+    const int64_t square = 1 + static_cast<int64_t>(synth::Shape::Square), red = 1;
+    ASSERT_EQ(labels.sizes(), (std::vector<int64_t>{2, 16}));
+    for (int64_t k = 0; k < 16; ++k) {
+        const bool in = covered.count(k) > 0;
+        EXPECT_EQ(labels[0][k].item<int64_t>(), in ? square : 0) << "cell " << k;
+        EXPECT_EQ(labels[1][k].item<int64_t>(), in ? red : 0) << "cell " << k;
+    }
+}
+
 } // namespace
 
 TEST(Trainer, WritesALoadableReleaseAndResumesBitIdentically) {
@@ -197,38 +225,49 @@ TEST(Trainer, RefusesMisuse) {
     }
 }
 
-TEST(Trainer, PatchLossTrainsAHeadThatCheckpointsKeepAndReleasesLeaveOut) {
-    // The per-patch loss (not GLaMM's; LossWeights::patch): it is logged, a run resumed from a
-    // checkpoint ends bit-identical (the head and its optimiser state are in the checkpoint),
-    // the release holds exactly the keys GLaMM's architecture has, and the weights differ from
-    // a run without it.
-    train::TrainConfig recipe  = tiny_recipe();
-    recipe.loss.patch          = 1.0;
-    const std::string straight = test::make_temp_dir("train-patch"),
-                      resumed  = test::make_temp_dir("train-patch-resumed"),
-                      plain    = test::make_temp_dir("train-patch-none");
-    std::vector<double> patch_losses;
+TEST(Trainer, AuxiliaryLossesTrainHeadsThatCheckpointsKeepAndReleasesLeaveOut) {
+    // The losses that are not GLaMM's (LossWeights::patch, sam_patch, region): each is logged, a
+    // run resumed from a checkpoint ends bit-identical (the heads and their optimiser state are
+    // in the checkpoint), the release holds exactly the keys GLaMM's architecture has, and the
+    // weights differ from the same run without them.
+    train::TrainConfig plain_recipe = tiny_recipe();
+    plain_recipe.tasks.regcap       = 1.0; // boxes in most samples, for the region loss
+    train::TrainConfig recipe       = plain_recipe;
+    recipe.loss.patch               = 1.0;
+    recipe.loss.sam_patch           = 1.0;
+    recipe.loss.region              = 1.0;
+    const std::string straight      = test::make_temp_dir("train-aux"),
+                      resumed       = test::make_temp_dir("train-aux-resumed"),
+                      plain         = test::make_temp_dir("train-aux-none");
+    std::vector<train::StepLog> logs;
     train::TrainCallbacks callbacks;
-    callbacks.on_step = [&](const train::StepLog& s) { patch_losses.push_back(s.patch); };
+    callbacks.on_step = [&](const train::StepLog& s) { logs.push_back(s); };
     train::train(recipe, straight, false, callbacks);
-    ASSERT_EQ(patch_losses.size(), static_cast<size_t>(recipe.steps));
+    ASSERT_EQ(logs.size(), static_cast<size_t>(recipe.steps));
     // Two cross-entropies over 9 shape and 13 colour classes start near ln 9 + ln 13 = 4.8.
-    EXPECT_GT(patch_losses[0], 1.0);
-    EXPECT_TRUE(fs::exists(fs::path(straight) / "checkpoints" / "step-4" / "patch_head.pt"));
+    EXPECT_GT(logs[0].patch, 1.0);
+    EXPECT_GT(logs[0].sam_patch, 1.0);
+    double region_max = 0;
+    for (const auto& s : logs) region_max = std::max(region_max, s.region);
+    EXPECT_GT(region_max, 1.0); // logged on the steps with a box
+    for (const char* head : {"patch_head.pt", "sam_patch_head.pt", "region_head.pt"})
+        EXPECT_TRUE(fs::exists(fs::path(straight) / "checkpoints" / "step-4" / head)) << head;
 
     train::train(recipe, resumed, false, {}, 2);
     train::train(recipe, resumed, true);
     expect_same_weights(straight + "/glamm", resumed + "/glamm");
     expect_same_weights(straight + "/clip", resumed + "/clip");
 
-    train::train(tiny_recipe(), plain, false);
-    const Checkpoint with    = Checkpoint::open(straight + "/clip"),
-                     without = Checkpoint::open(plain + "/clip");
-    EXPECT_EQ(with.names(), without.names());
-    bool any_different = false;
-    for (const auto& key : with.names())
-        any_different |= !torch::equal(with.tensor(key), without.tensor(key));
-    EXPECT_TRUE(any_different);
+    train::train(plain_recipe, plain, false);
+    for (const char* part : {"/glamm", "/clip"}) {
+        const Checkpoint with    = Checkpoint::open(straight + part),
+                         without = Checkpoint::open(plain + part);
+        EXPECT_EQ(with.names(), without.names());
+        bool any_different = false;
+        for (const auto& key : with.names())
+            any_different |= !torch::equal(with.tensor(key), without.tensor(key));
+        EXPECT_TRUE(any_different) << part;
+    }
     ModelOptions options;
     options.model_dir = straight + "/glamm";
     EXPECT_NO_THROW(GlammModel::load(options)); // strict: no stray head keys
@@ -239,42 +278,34 @@ TEST(PatchLabels, FollowTheTowersResizeAndCropByHand) {
     ClipVisionConfig clip;
     clip.image_size = 56;
     clip.patch_size = 14;
-    // One object, a red square (colour index 0), given by its visible mask.
-    auto scene_with_box = [](int64_t width, int64_t height, int64_t x0, int64_t y0, int64_t x1,
-                             int64_t y1) {
-        synth::SceneAnnotation scene;
-        scene.width  = width;
-        scene.height = height;
-        std::vector<uint8_t> mask(static_cast<size_t>(width * height), 0);
-        for (int64_t y = y0; y < y1; ++y)
-            for (int64_t x = x0; x < x1; ++x) mask[static_cast<size_t>(y * width + x)] = 1;
-        synth::ObjectInfo o;
-        o.object.shape  = synth::Shape::Square;
-        o.object.colour = 0;
-        o.mask          = rle_encode(mask.data(), height, width);
-        scene.objects.push_back(o);
-        return scene;
-    };
-    const int64_t square = 1 + static_cast<int64_t>(synth::Shape::Square), red = 1;
-    auto expect_patches = [&](const at::Tensor& labels, const std::set<int64_t>& covered) {
-        ASSERT_EQ(labels.sizes(), (std::vector<int64_t>{2, 16}));
-        for (int64_t k = 0; k < 16; ++k) {
-            const bool in = covered.count(k) > 0;
-            EXPECT_EQ(labels[0][k].item<int64_t>(), in ? square : 0) << "patch " << k;
-            EXPECT_EQ(labels[1][k].item<int64_t>(), in ? red : 0) << "patch " << k;
-        }
-    };
     // Already the tower's size: columns 1-2 of rows 0-1 (x 14..42, y 0..28).
-    expect_patches(train::patch_labels(scene_with_box(56, 56, 14, 0, 42, 28), clip), {1, 2, 5, 6});
+    expect_cells(train::patch_labels(scene_with_box(56, 56, 14, 0, 42, 28), clip), {1, 2, 5, 6});
     // 112 x 56: no resize, the crop starts at x = 28, so x 42..56, y 42..56 is patch (1, 3).
-    expect_patches(train::patch_labels(scene_with_box(112, 56, 42, 42, 56, 56), clip), {13});
+    expect_cells(train::patch_labels(scene_with_box(112, 56, 42, 42, 56, 56), clip), {13});
     // 112 x 112 halves: x 56..112, y 0..56 becomes columns 2-3 of rows 0-1.
-    expect_patches(train::patch_labels(scene_with_box(112, 112, 56, 0, 112, 56), clip),
-                   {2, 3, 6, 7});
+    expect_cells(train::patch_labels(scene_with_box(112, 112, 56, 0, 112, 56), clip), {2, 3, 6, 7});
     // Less than a quarter of a patch is background: a 4 x 4 block in patch 0 holds one of its
     // 16 sample points (at 1.75, 5.25, 8.75, 12.25 along each side).
-    expect_patches(train::patch_labels(scene_with_box(56, 56, 4, 4, 8, 8), clip), {});
+    expect_cells(train::patch_labels(scene_with_box(56, 56, 4, 4, 8, 8), clip), {});
     // Half a patch is the object's: x 0..7 of patch 0, all rows.
-    expect_patches(train::patch_labels(scene_with_box(56, 56, 0, 0, 7, 56), clip), {0, 4, 8, 12});
+    expect_cells(train::patch_labels(scene_with_box(56, 56, 0, 0, 7, 56), clip), {0, 4, 8, 12});
     EXPECT_EQ(train::patch_shape_classes(), 1 + synth::kShapeCount);
+}
+
+TEST(PatchLabels, SamCellsFollowResizeLongestSideAndPaddingByHand) {
+    // A 4 x 4 grid of 16-pixel cells over a 64-pixel SAM input.
+    SamConfig sam;
+    sam.img_size   = 64;
+    sam.patch_size = 16;
+    // Already SAM's size: x 16..48, y 0..32 is columns 1-2 of rows 0-1.
+    expect_cells(train::sam_patch_labels(scene_with_box(64, 64, 16, 0, 48, 32), sam), {1, 2, 5, 6});
+    // 128 x 64 halves to 64 x 32 at the top: rows 2-3 are padding, background although the
+    // object fills the whole image.
+    expect_cells(train::sam_patch_labels(scene_with_box(128, 64, 0, 0, 128, 64), sam),
+                 {0, 1, 2, 3, 4, 5, 6, 7});
+    // ...and x 96..128, y 32..64 becomes x 48..64, y 16..32: cell (1, 3).
+    expect_cells(train::sam_patch_labels(scene_with_box(128, 64, 96, 32, 128, 64), sam), {7});
+    // 64 x 128 halves to 32 x 64 at the left: columns 2-3 are padding.
+    expect_cells(train::sam_patch_labels(scene_with_box(64, 128, 0, 0, 64, 128), sam),
+                 {0, 1, 4, 5, 8, 9, 12, 13});
 }
