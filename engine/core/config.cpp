@@ -14,8 +14,7 @@ namespace {
 using json = nlohmann::json;
 
 // Reads an optional key into `field`, checking its JSON type.
-template <class T>
-void get(const json& j, const char* key, T& field, const std::string& where) {
+template <class T> void get(const json& j, const char* key, T& field, const std::string& where) {
     auto it = j.find(key);
     if (it == j.end() || it->is_null()) return;
     try {
@@ -29,7 +28,8 @@ void require_positive(int64_t value, const char* key, const std::string& where) 
     if (value <= 0) fail(where, ": \"", key, "\" must be positive, got ", value);
 }
 
-void require_divisible(int64_t a, const char* ka, int64_t b, const char* kb, const std::string& where) {
+void require_divisible(int64_t a, const char* ka, int64_t b, const char* kb,
+                       const std::string& where) {
     if (b <= 0 || a % b != 0)
         fail(where, ": \"", ka, "\" (", a, ") must be divisible by \"", kb, "\" (", b, ")");
 }
@@ -66,7 +66,8 @@ GlammConfig parse_glamm_config(const std::string& text, const std::string& where
     get(j, "pad_token_id", l.pad_token_id, where);
     get(j, "tie_word_embeddings", l.tie_word_embeddings, where);
     if (auto rs = j.find("rope_scaling"); rs != j.end() && !rs->is_null())
-        fail(where, ": \"rope_scaling\" is set; GLaMM uses plain RoPE and scaled RoPE is not supported");
+        fail(where,
+             ": \"rope_scaling\" is set; GLaMM uses plain RoPE and scaled RoPE is not supported");
 
     get(j, "mm_vision_tower", c.mm_vision_tower, where);
     get(j, "mm_hidden_size", c.mm_hidden_size, where);
@@ -99,6 +100,10 @@ GlammConfig parse_glamm_config(const std::string& text, const std::string& where
     if (auto r = j.find("region_encoder"); r != j.end() && !r->is_null()) {
         if (!r->is_object()) fail(where, ": \"region_encoder\" is not an object");
         get(*r, "gn_groups", c.region_encoder.gn_groups, where + " region_encoder");
+        get(*r, "box_scale", c.region_encoder.box_scale, where + " region_encoder");
+        if (!(c.region_encoder.box_scale > 0))
+            fail(where, ": \"region_encoder.box_scale\" must be positive, got ",
+                 c.region_encoder.box_scale);
     }
 
     // Impossible widths are rejected here, before any tensor is allocated.
@@ -108,19 +113,25 @@ GlammConfig parse_glamm_config(const std::string& text, const std::string& where
     require_positive(l.num_attention_heads, "num_attention_heads", where);
     if (l.vocab_size < 0) fail(where, ": \"vocab_size\" must be positive, got ", l.vocab_size);
     if (l.num_key_value_heads < 0) fail(where, ": \"num_key_value_heads\" must be positive");
-    require_divisible(l.hidden_size, "hidden_size", l.num_attention_heads, "num_attention_heads", where);
-    require_divisible(l.num_attention_heads, "num_attention_heads", l.kv_heads(), "num_key_value_heads", where);
-    if (l.head_dim() % 2 != 0) fail(where, ": head dimension ", l.head_dim(), " must be even for RoPE");
+    require_divisible(l.hidden_size, "hidden_size", l.num_attention_heads, "num_attention_heads",
+                      where);
+    require_divisible(l.num_attention_heads, "num_attention_heads", l.kv_heads(),
+                      "num_key_value_heads", where);
+    if (l.head_dim() % 2 != 0)
+        fail(where, ": head dimension ", l.head_dim(), " must be even for RoPE");
     if (!(l.rms_norm_eps > 0)) fail(where, ": \"rms_norm_eps\" must be positive");
     if (!(l.rope_theta > 0)) fail(where, ": \"rope_theta\" must be positive");
-    if (l.hidden_act != "silu") fail(where, ": hidden_act \"", l.hidden_act, "\" is not supported (GLaMM uses silu)");
+    if (l.hidden_act != "silu")
+        fail(where, ": hidden_act \"", l.hidden_act, "\" is not supported (GLaMM uses silu)");
     require_positive(c.mm_hidden_size, "mm_hidden_size", where);
     require_positive(c.out_dim, "out_dim", where);
     if (c.mm_projector_type != "mlp2x_gelu" && c.mm_projector_type != "linear")
-        fail(where, ": mm_projector_type \"", c.mm_projector_type, "\" is not supported (mlp2x_gelu, linear)");
+        fail(where, ": mm_projector_type \"", c.mm_projector_type,
+             "\" is not supported (mlp2x_gelu, linear)");
     if (c.mm_vision_select_feature != "patch")
-        fail(where, ": mm_vision_select_feature \"", c.mm_vision_select_feature, "\" is not supported (patch)");
-    const SamConfig& s = c.grounding_encoder;
+        fail(where, ": mm_vision_select_feature \"", c.mm_vision_select_feature,
+             "\" is not supported (patch)");
+    const SamConfig& s  = c.grounding_encoder;
     const std::string w = where + " grounding_encoder";
     require_positive(s.embed_dim, "embed_dim", w);
     require_positive(s.depth, "depth", w);
@@ -129,8 +140,9 @@ GlammConfig parse_glamm_config(const std::string& text, const std::string& where
     require_positive(s.prompt_embed_dim, "prompt_embed_dim", w);
     require_positive(s.decoder_mlp_dim, "decoder_mlp_dim", w);
     require_positive(s.decoder_num_heads, "decoder_num_heads", w);
-    require_divisible(s.prompt_embed_dim, "prompt_embed_dim", s.decoder_num_heads * s.attention_downsample_rate,
-                      "decoder_num_heads x 2", w);
+    require_divisible(s.prompt_embed_dim, "prompt_embed_dim",
+                      s.decoder_num_heads * s.attention_downsample_rate, "decoder_num_heads x 2",
+                      w);
     require_positive(s.iou_head_hidden_dim, "iou_head_hidden_dim", w);
     require_positive(s.patch_size, "patch_size", w);
     require_divisible(s.img_size, "img_size", s.patch_size, "patch_size", w);
@@ -164,7 +176,8 @@ ClipVisionConfig parse_clip_vision_config(const std::string& text, const std::st
     require_positive(c.num_attention_heads, "num_attention_heads", where);
     require_positive(c.patch_size, "patch_size", where);
     require_positive(c.image_size, "image_size", where);
-    require_divisible(c.hidden_size, "hidden_size", c.num_attention_heads, "num_attention_heads", where);
+    require_divisible(c.hidden_size, "hidden_size", c.num_attention_heads, "num_attention_heads",
+                      where);
     require_divisible(c.image_size, "image_size", c.patch_size, "patch_size", where);
     if (c.num_channels != 3) fail(where, ": num_channels must be 3, got ", c.num_channels);
     if (c.hidden_act != "quick_gelu" && c.hidden_act != "gelu")
@@ -173,7 +186,7 @@ ClipVisionConfig parse_clip_vision_config(const std::string& text, const std::st
 }
 
 ClipImageProcessorConfig parse_clip_image_processor_config(const std::string& text,
-                                                          const std::string& where) {
+                                                           const std::string& where) {
     const json j = parse(text, where);
     ClipImageProcessorConfig c;
     get(j, "image_mean", c.image_mean, where);
@@ -206,10 +219,12 @@ BertConfig parse_bert_config(const std::string& text, const std::string& where) 
     require_positive(c.intermediate_size, "intermediate_size", where);
     require_positive(c.max_position_embeddings, "max_position_embeddings", where);
     require_positive(c.type_vocab_size, "type_vocab_size", where);
-    require_divisible(c.hidden_size, "hidden_size", c.num_attention_heads, "num_attention_heads", where);
+    require_divisible(c.hidden_size, "hidden_size", c.num_attention_heads, "num_attention_heads",
+                      where);
     if (!(c.layer_norm_eps > 0)) fail(where, ": \"layer_norm_eps\" must be positive");
     if (c.hidden_act != "gelu")
-        fail(where, ": hidden_act \"", c.hidden_act, "\" is not supported (bert-base-uncased uses gelu)");
+        fail(where, ": hidden_act \"", c.hidden_act,
+             "\" is not supported (bert-base-uncased uses gelu)");
     if (c.position_embedding_type != "absolute")
         fail(where, ": position_embedding_type \"", c.position_embedding_type,
              "\" is not supported (absolute)");

@@ -31,7 +31,9 @@ struct LlamaConfig {
     bool tie_word_embeddings        = false;
 
     int64_t head_dim() const { return hidden_size / num_attention_heads; }
-    int64_t kv_heads() const { return num_key_value_heads > 0 ? num_key_value_heads : num_attention_heads; }
+    int64_t kv_heads() const {
+        return num_key_value_heads > 0 ? num_key_value_heads : num_attention_heads;
+    }
 };
 
 // HF CLIPVisionConfig (openai/clip-vit-large-patch14-336), read from the vision tower's folder;
@@ -47,9 +49,9 @@ struct ClipVisionConfig {
     double layer_norm_eps       = 1e-5;
     std::string hidden_act      = "quick_gelu";
 
-    int64_t grid_size() const { return image_size / patch_size; }         // 24
-    int64_t num_patches() const { return grid_size() * grid_size(); }     // 576
-    int64_t num_positions() const { return num_patches() + 1; }           // 577 (CLS first)
+    int64_t grid_size() const { return image_size / patch_size; }     // 24
+    int64_t num_patches() const { return grid_size() * grid_size(); } // 576
+    int64_t num_positions() const { return num_patches() + 1; }       // 577 (CLS first)
     int64_t head_dim() const { return hidden_size / num_attention_heads; }
 };
 
@@ -93,13 +95,15 @@ struct SamConfig {
 
 // GLaMM's region encoder (model/layers.py MLVLROIQueryModule); "region_encoder" in config.json.
 struct RegionEncoderConfig {
-    int64_t gn_groups        = 64;  // GroupNorm groups of the fuse convs
-    int64_t num_levels       = 4;   // config num_level_reg_features
-    int64_t num_fuse         = 5;   // fuse rounds (MLVLFuseModule num_fuse)
-    int64_t roi_output_size  = 14;  // RoIAlign output
-    int64_t sampling_ratio   = 2;   // RoIAlign samples per bin side
+    int64_t gn_groups       = 64; // GroupNorm groups of the fuse convs
+    int64_t num_levels      = 4;  // config num_level_reg_features
+    int64_t num_fuse        = 5;  // fuse rounds (MLVLFuseModule num_fuse)
+    int64_t roi_output_size = 14; // RoIAlign output
+    int64_t sampling_ratio  = 2;  // RoIAlign samples per bin side
     // Boxes are normalised to [0, 1] then multiplied by this before RoIAlign: a GPT4RoI constant
-    // (224) GLaMM was trained with, although CLIP sees 336 px.
+    // (224) GLaMM was trained with, although CLIP sees 336 px (so its boxes land on the top-left
+    // two thirds of the grid). Not in GLaMM's config.json; "region_encoder": {"box_scale": N}
+    // overrides it (GLaMM-Shapes: its tower's image_size, boxes over the whole grid).
     double box_scale = 224.0;
     double norm_eps  = 1e-5; // GroupNorm and LayerNorm eps
     // Hidden width of the box embedding MLP (roi_align.pos_embedd.0: Linear(4, pos_embed_dim)).
@@ -110,15 +114,15 @@ struct RegionEncoderConfig {
 // HF BertConfig (bert-base-uncased: the GCG evaluation's phrase encoder, eval/bert.h). Defaults
 // are bert-base-uncased's; only absolute position embeddings and the erf "gelu" are supported.
 struct BertConfig {
-    int64_t vocab_size              = 30522;
-    int64_t hidden_size             = 768;
-    int64_t num_hidden_layers       = 12;
-    int64_t num_attention_heads     = 12;
-    int64_t intermediate_size       = 3072;
-    int64_t max_position_embeddings = 512;
-    int64_t type_vocab_size         = 2;
-    double layer_norm_eps           = 1e-12;
-    std::string hidden_act          = "gelu";
+    int64_t vocab_size                  = 30522;
+    int64_t hidden_size                 = 768;
+    int64_t num_hidden_layers           = 12;
+    int64_t num_attention_heads         = 12;
+    int64_t intermediate_size           = 3072;
+    int64_t max_position_embeddings     = 512;
+    int64_t type_vocab_size             = 2;
+    double layer_norm_eps               = 1e-12;
+    std::string hidden_act              = "gelu";
     std::string position_embedding_type = "absolute";
 
     int64_t head_dim() const { return hidden_size / num_attention_heads; }
@@ -126,18 +130,18 @@ struct BertConfig {
 
 // Everything in a GLaMM release's config.json.
 struct GlammConfig {
-    LlamaConfig llama;               // the top-level LLaMA keys
-    SamConfig grounding_encoder;     // "grounding_encoder" or ViT-H defaults
+    LlamaConfig llama;           // the top-level LLaMA keys
+    SamConfig grounding_encoder; // "grounding_encoder" or ViT-H defaults
     RegionEncoderConfig region_encoder;
-    std::string mm_vision_tower     = "openai/clip-vit-large-patch14-336";
-    int64_t mm_hidden_size          = 1024;
-    int64_t mm_vision_select_layer  = -2;
+    std::string mm_vision_tower          = "openai/clip-vit-large-patch14-336";
+    int64_t mm_hidden_size               = 1024;
+    int64_t mm_vision_select_layer       = -2;
     std::string mm_vision_select_feature = "patch";
-    std::string mm_projector_type   = "mlp2x_gelu";
-    bool mm_use_im_start_end        = true;
-    int64_t out_dim                 = 256; // text_hidden_fcs output = SAM prompt_embed_dim
-    bool with_region                = true;
-    std::string torch_dtype         = "bfloat16";
+    std::string mm_projector_type        = "mlp2x_gelu";
+    bool mm_use_im_start_end             = true;
+    int64_t out_dim                      = 256; // text_hidden_fcs output = SAM prompt_embed_dim
+    bool with_region                     = true;
+    std::string torch_dtype              = "bfloat16";
     std::vector<std::string> architectures;
 };
 
@@ -158,7 +162,7 @@ BertConfig load_bert_config(const std::string& bert_dir);
 GlammConfig parse_glamm_config(const std::string& json_text, const std::string& where);
 ClipVisionConfig parse_clip_vision_config(const std::string& json_text, const std::string& where);
 ClipImageProcessorConfig parse_clip_image_processor_config(const std::string& json_text,
-                                                          const std::string& where);
+                                                           const std::string& where);
 BertConfig parse_bert_config(const std::string& json_text, const std::string& where);
 
 } // namespace glamm

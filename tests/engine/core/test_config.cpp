@@ -62,6 +62,7 @@ TEST(Config, ReadsGoldenTinyConfigs) {
     EXPECT_EQ(c.grounding_encoder.prompt_embed_dim, 32);
     EXPECT_EQ(c.grounding_encoder.iou_head_hidden_dim, 48);
     EXPECT_EQ(c.grounding_encoder.img_size, 1024); // not in the file: SAM's fixed default
+    EXPECT_EQ(c.region_encoder.box_scale, 224.0);  // not in the file: GLaMM's constant
     EXPECT_EQ(c.architectures, std::vector<std::string>{"GLaMMForCausalLM"});
 
     const ClipVisionConfig v = load_clip_vision_config(test::tiny_clip_dir());
@@ -138,6 +139,8 @@ TEST(Config, NegativeOrZeroSizes) {
                "out_dim (16) must equal the SAM prompt_embed_dim (32)");
     EXPECT_HAS(glamm_error([](auto& j) { j["rms_norm_eps"] = 0.0; }),
                "\"rms_norm_eps\" must be positive");
+    EXPECT_HAS(glamm_error([](auto& j) { j["region_encoder"]["box_scale"] = 0; }),
+               "\"region_encoder.box_scale\" must be positive, got 0");
     EXPECT_HAS(clip_error(R"({"patch_size": 0})"),
                "clip.json: \"patch_size\" must be positive, got 0");
     EXPECT_HAS(clip_error(R"({"image_size": 100, "patch_size": 14})"),

@@ -106,6 +106,31 @@ TEST(RegionEncoderGolden, SeveralBoxesAndNone) {
     EXPECT_THROW(encoder->forward(levels, torch::zeros({1, 5})), Error);
 }
 
+// region_encoder.box_scale (GLaMM-Shapes sets it to its tower's image size): RoIAlign reads
+// box × box_scale, so a box at scale 112 samples exactly what the half-size box samples at GLaMM's
+// 224, while the box embedding still reads the normalised box as given.
+TEST(RegionEncoderGolden, BoxScaleSetsWhereBoxesLandOnTheGrid) {
+    torch::NoGradGuard no_grad;
+    const auto golden           = test::load_tensors(test::tiny_case_path("region.safetensors"));
+    const Checkpoint checkpoint = Checkpoint::open(test::tiny_model_dir());
+    const GlammConfig config    = tiny_config(checkpoint);
+    GlammConfig halved          = config;
+    halved.region_encoder.box_scale = config.region_encoder.box_scale / 2;
+    const ClipVisionConfig clip     = load_clip_vision_config(test::tiny_clip_dir());
+    RegionEncoder glamm             = load_region_encoder(checkpoint, config, clip);
+    RegionEncoder half              = load_region_encoder(checkpoint, halved, clip);
+    const std::vector<at::Tensor> levels =
+        clip_levels(golden.at("clip_pixel_values"), config, clip);
+    const at::Tensor box = golden.at("region_boxes_normalized");
+    RegionEncoderTrace at_glamm, at_half;
+    glamm->forward(levels, box * 0.5, &at_glamm);
+    half->forward(levels, box, &at_half);
+    ASSERT_EQ(at_glamm.roi_levels.size(), at_half.roi_levels.size());
+    for (size_t l = 0; l < at_half.roi_levels.size(); ++l)
+        EXPECT_TRUE(torch::equal(at_glamm.roi_levels[l], at_half.roi_levels[l])) << "level " << l;
+    EXPECT_FALSE(torch::equal(at_glamm.pos_embedding, at_half.pos_embedding));
+}
+
 // bfloat16 (the real model's dtype): the same weights in bf16 stay near the fp32 golden; RoIAlign
 // and the resizes still run in float32 inside.
 TEST(RegionEncoderGolden, Bf16) {
