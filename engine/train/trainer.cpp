@@ -4,6 +4,7 @@
 #include "core/checkpoint.h"
 #include "core/device.h"
 #include "core/error.h"
+#include "core/rms_norm.h"
 #include "grounding/mask_postprocess.h"
 #include "model/glamm_model.h"
 #include "text/conversation.h"
@@ -546,8 +547,7 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>&
     std::vector<std::vector<int64_t>> targets; // per expanded position
     std::vector<int64_t> seg_rows, seg_sample; // state before each [SEG]: flat row, its sample
     std::vector<at::Tensor> regions;           // every sample's <bbox> embeddings [N, H]
-    std::vector<int64_t> region_targets;       // their shape classes, then their colour classes
-    std::vector<int64_t> region_colours;
+    std::vector<int64_t> region_classes;       // their shape and colour classes, box by box
     int64_t longest = 0;
     for (int64_t b = 0; b < num_samples; ++b) {
         const PreparedSample& p = batch[b];
@@ -559,10 +559,8 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>&
             region = model.region_encoder->forward(
                 levels, model.normalize_boxes(s.boxes, s.image.height, s.image.width));
             regions.push_back(region);
-            for (const AttributeClasses& c : s.box_classes) {
-                region_targets.push_back(c[0]);
-                region_colours.push_back(c[1]);
-            }
+            for (const AttributeClasses& c : s.box_classes)
+                region_classes.insert(region_classes.end(), c.begin(), c.end());
         }
         at::Tensor e         = assemble_embeddings(model.llama, torch::tensor(p.ids, torch::kLong),
                                                    image_embeds[b], region, kImageTokenIndex,
@@ -665,15 +663,14 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>&
         out.sam_patch          = loss.item<double>();
     }
     if (!heads.region.is_empty() && !regions.empty()) {
-        region_targets.insert(region_targets.end(), region_colours.begin(), region_colours.end());
         const at::Tensor targets =
-            torch::tensor(region_targets, torch::kLong).view({2, -1}); // [2, N]
+            torch::tensor(region_classes, torch::kLong).view({-1, 2}).t(); // [2, N]
         // The head reads the embeddings RMS-normalised, as the first decoder layer does (their
         // scale drifts far from the token embeddings' in training; the direction is what the
         // language model reads).
         const at::Tensor x = torch::cat(regions); // [N, H]
         const at::Tensor read =
-            x * torch::rsqrt(x.pow(2).mean(-1, true) + model.config.llama.rms_norm_eps);
+            rms_norm(x, torch::ones({x.size(-1)}, x.options()), model.config.llama.rms_norm_eps);
         const at::Tensor loss = attribute_loss(read, heads.region, targets);
         out.total             = out.total + weights.region * loss;
         out.region            = loss.item<double>();
@@ -823,12 +820,13 @@ TrainConfig parse_train_config(const std::string& json_text, const std::string& 
     c.seed              = static_cast<uint64_t>(number(j, "recipe", "seed", 0));
     if (j.contains("loss")) {
         const auto& l = j["loss"];
-        c.loss        = {number(l, "loss", "ce", 0),
-                         number(l, "loss", "dice", 0),
-                         number(l, "loss", "bce", 0),
-                  l.contains("patch") ? number(l, "loss", "patch", 0) : 0.0,
-                  l.contains("sam_patch") ? number(l, "loss", "sam_patch", 0) : 0.0,
-                  l.contains("region") ? number(l, "loss", "region", 0) : 0.0};
+        // The weights of the losses that are not GLaMM's are optional (0: off).
+        auto optional = [&](const char* key) {
+            return l.contains(key) ? number(l, "loss", key, 0) : 0.0;
+        };
+        c.loss = {number(l, "loss", "ce", 0),  number(l, "loss", "dice", 0),
+                  number(l, "loss", "bce", 0), optional("patch"),
+                  optional("sam_patch"),       optional("region")};
     }
     if (j.contains("tasks")) {
         const auto& t = j["tasks"];
