@@ -18,7 +18,8 @@ std::string tiny_clip_dir();
 std::string tiny_case_path(const std::string& file);
 // Path of a built executable (bin/glamm, bin/glamm-studio).
 std::string bin_path(const std::string& name);
-// A fresh empty folder under the system temp dir, removed by nobody (tests may inspect it).
+// A fresh empty folder under the system temp dir, removed when the test program exits normally
+// (GLAMM_KEEP_TEST_DIRS=1 keeps them to inspect).
 std::string make_temp_dir(const std::string& tag);
 
 // Every tensor of a safetensors file, copied to owning CPU tensors.
