@@ -48,6 +48,7 @@ constexpr char kRefsegAnswer[] = "Sure, it is [SEG].";
 constexpr char kPatchHeadFile[]    = "patch_head.pt";
 constexpr char kSamPatchHeadFile[] = "sam_patch_head.pt";
 constexpr char kRegionHeadFile[]   = "region_head.pt";
+constexpr char kSegHeadFile[]      = "seg_head.pt";
 
 // The seven tokens GLaMM adds after the sentencepiece vocabulary, in the order of its
 // added_tokens.json.
@@ -74,12 +75,22 @@ AttributeClasses attribute_classes(const synth::SceneObject& o) {
     return {1 + static_cast<int64_t>(o.shape), 1 + static_cast<int64_t>(o.colour)};
 }
 
+// The classes of object `id` of a scene (a group phrase's objects share shape and colour, so its
+// first object stands for it). `what` names the text that refers to it, for the error.
+AttributeClasses object_classes(const synth::SceneAnnotation& ann, int id,
+                                const std::string& what) {
+    for (const synth::ObjectInfo& o : ann.objects)
+        if (o.id == id) return attribute_classes(o.object);
+    fail("\"", what, "\" names object ", id, ", which the scene lacks");
+}
+
 struct Sample {
     Image image;
     std::string instruction, answer;
-    std::vector<Box> boxes;                    // region prompts, original-image pixels
-    std::vector<AttributeClasses> box_classes; // the boxed object of each, for the region loss
-    std::vector<Rle> masks;                    // one per [SEG] of the answer, in order
+    std::vector<Box> boxes;                     // region prompts, original-image pixels
+    std::vector<AttributeClasses> box_classes;  // the boxed object of each, for the region loss
+    std::vector<Rle> masks;                     // one per [SEG] of the answer, in order
+    std::vector<AttributeClasses> mask_classes; // the object under each mask, for the [SEG] loss
 };
 
 SampleTask draw_task(const TaskMix& mix, std::mt19937_64& rng) {
@@ -106,14 +117,18 @@ Sample make_sample(const synth::SceneAnnotation& ann, Image image, SampleTask ta
         const bool eval_wording = std::bernoulli_distribution(0.5)(rng);
         s.instruction = build_instruction(TaskPreset::GroundedCaption, "", 0, eval_wording);
         s.answer      = ann.gcg_caption;
-        for (const auto& p : ann.phrases) s.masks.push_back(p.mask);
+        for (const auto& p : ann.phrases) {
+            s.masks.push_back(p.mask);
+            s.mask_classes.push_back(object_classes(ann, p.objects.at(0), p.text));
+        }
         break;
     }
     case SampleTask::Refseg: {
-        const auto& r = draw(ann.referring, rng);
-        s.instruction = build_instruction(TaskPreset::ReferringSegmentation, r.text);
-        s.answer      = kRefsegAnswer;
-        s.masks       = {r.mask};
+        const auto& r  = draw(ann.referring, rng);
+        s.instruction  = build_instruction(TaskPreset::ReferringSegmentation, r.text);
+        s.answer       = kRefsegAnswer;
+        s.masks        = {r.mask};
+        s.mask_classes = {object_classes(ann, r.objects.at(0), r.text)};
         break;
     }
     case SampleTask::Regcap: {
@@ -121,10 +136,7 @@ Sample make_sample(const synth::SceneAnnotation& ann, Image image, SampleTask ta
         s.instruction = build_instruction(TaskPreset::RegionCaption, "", 1);
         s.answer      = r.text;
         s.boxes = {Box{double(r.bbox[0]), double(r.bbox[1]), double(r.bbox[2]), double(r.bbox[3])}};
-        for (const synth::ObjectInfo& o : ann.objects)
-            if (o.id == r.object) s.box_classes.push_back(attribute_classes(o.object));
-        if (s.box_classes.size() != s.boxes.size())
-            fail("region \"", r.text, "\" names object ", r.object, ", which the scene lacks");
+        s.box_classes = {object_classes(ann, r.object, r.text)};
         break;
     }
     case SampleTask::Caption:
@@ -338,13 +350,14 @@ int64_t newest_checkpoint(const Paths& paths) {
     return best;
 }
 
-// The heads of the losses that are not GLaMM's (LossWeights::patch, sam_patch, region): each a
+// The heads of the losses that are not GLaMM's (LossWeights::patch, sam_patch, region, seg): each a
 // Linear from its features to shape classes + colour classes, empty when its weight is 0. They
 // exist only in training: checkpoints keep them, releases do not.
 struct AuxHeads {
     torch::nn::Linear patch{nullptr};     // CLIP patch features -> classes
     torch::nn::Linear sam_patch{nullptr}; // SAM embedding cells -> classes
     torch::nn::Linear region{nullptr};    // <bbox> embeddings -> classes
+    torch::nn::Linear seg{nullptr};       // [SEG] prompts (text_hidden_fcs output) -> classes
 
     AuxHeads(const GlammModel& model, const LossWeights& weights) {
         const int64_t classes = patch_shape_classes() + patch_colour_classes();
@@ -352,6 +365,7 @@ struct AuxHeads {
         if (weights.sam_patch > 0)
             sam_patch = torch::nn::Linear(model.config.grounding_encoder.prompt_embed_dim, classes);
         if (weights.region > 0) region = torch::nn::Linear(model.config.llama.hidden_size, classes);
+        if (weights.seg > 0) seg = torch::nn::Linear(model.config.out_dim, classes);
         for (const auto& entry : files()) (*entry.first)->to(model.device);
     }
     // The heads that exist, with their checkpoint files.
@@ -360,6 +374,7 @@ struct AuxHeads {
         if (!patch.is_empty()) out.emplace_back(&patch, kPatchHeadFile);
         if (!sam_patch.is_empty()) out.emplace_back(&sam_patch, kSamPatchHeadFile);
         if (!region.is_empty()) out.emplace_back(&region, kRegionHeadFile);
+        if (!seg.is_empty()) out.emplace_back(&seg, kSegHeadFile);
         return out;
     }
 };
@@ -414,17 +429,18 @@ double learning_rate_at(const TrainConfig& c, int64_t step) {
 // ---------------------------------------------------------------------------------------------
 // Loss curves
 
-constexpr size_t kCsvLineBytes = 200; // a row is at most ~120 characters
+constexpr size_t kCsvLineBytes = 200; // a row is at most ~140 characters
 const char* kCsvHeader =
-    "step,learning_rate,loss,ce,bce,dice,masks,tokens,seconds,data_seconds,patch,sam_patch,region";
+    "step,learning_rate,loss,ce,bce,dice,masks,tokens,seconds,data_seconds,patch,sam_patch,region,"
+    "seg";
 
 std::string csv_row(const StepLog& s) {
     char line[kCsvLineBytes];
     std::snprintf(line, sizeof line,
-                  "%lld,%.6g,%.6f,%.6f,%.6f,%.6f,%lld,%lld,%.3f,%.3f,%.6f,%.6f,%.6f",
+                  "%lld,%.6g,%.6f,%.6f,%.6f,%.6f,%lld,%lld,%.3f,%.3f,%.6f,%.6f,%.6f,%.6f",
                   static_cast<long long>(s.step), s.learning_rate, s.loss, s.ce, s.bce, s.dice,
                   static_cast<long long>(s.masks), static_cast<long long>(s.tokens), s.seconds,
-                  s.data_seconds, s.patch, s.sam_patch, s.region);
+                  s.data_seconds, s.patch, s.sam_patch, s.region, s.seg);
     return line;
 }
 
@@ -502,7 +518,7 @@ std::string loss_svg(const std::vector<std::string>& rows) {
 
 struct BatchLoss {
     at::Tensor total;
-    double ce = 0, bce = 0, dice = 0, patch = 0, sam_patch = 0, region = 0;
+    double ce = 0, bce = 0, dice = 0, patch = 0, sam_patch = 0, region = 0, seg = 0;
     int64_t masks = 0, tokens = 0;
 };
 
@@ -522,7 +538,8 @@ at::Tensor attribute_loss(const at::Tensor& features, torch::nn::Linear& head,
 }
 
 // Forward of B samples and GLaMM's loss (ref: model/GLaMM.py model_forward, training branch);
-// with `heads`, the losses that are not GLaMM's on top (LossWeights::patch, sam_patch, region).
+// with `heads`, the losses that are not GLaMM's on top (LossWeights::patch, sam_patch, region,
+// seg).
 BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>& batch,
                      const LossWeights& weights, AuxHeads& heads) {
     const Tokenizer& tok      = *model.tokenizer;
@@ -614,11 +631,12 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>&
     // masks of the batch in one decoder call (mask k against its own sample's image).
     at::Tensor bce  = torch::zeros({}, torch::kFloat).to(device);
     at::Tensor dice = torch::zeros({}, torch::kFloat).to(device);
+    at::Tensor seg_prompts; // [M, out_dim]
     if (!seg_rows.empty()) {
         const at::Tensor rows   = torch::tensor(seg_rows, torch::kLong).to(device);
         const at::Tensor states = hidden.reshape({-1, hidden.size(-1)}).index_select(0, rows);
-        const auto prompts =
-            model.sam_prompt_encoder->forward(model.text_projection->forward(states)); // [M, …]
+        seg_prompts             = model.text_projection->forward(states);         // [M, out_dim]
+        const auto prompts      = model.sam_prompt_encoder->forward(seg_prompts); // [M, …]
         const at::Tensor images = sam_embeds.index_select(
             0, torch::tensor(seg_sample, torch::kLong).to(device)); // [M, D, G, G]
         const auto decoded = model.sam_mask_decoder->forward(
@@ -674,6 +692,16 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>&
         const at::Tensor loss = attribute_loss(read, heads.region, targets);
         out.total             = out.total + weights.region * loss;
         out.region            = loss.item<double>();
+    }
+    if (!heads.seg.is_empty() && seg_prompts.defined()) {
+        std::vector<int64_t> classes; // mask by mask, in the order of seg_rows
+        for (const PreparedSample& p : batch)
+            for (const AttributeClasses& c : p.sample.mask_classes)
+                classes.insert(classes.end(), c.begin(), c.end());
+        const at::Tensor targets = torch::tensor(classes, torch::kLong).view({-1, 2}).t(); // [2, M]
+        const at::Tensor loss    = attribute_loss(seg_prompts, heads.seg, targets);
+        out.total                = out.total + weights.seg * loss;
+        out.seg                  = loss.item<double>();
     }
     out.ce   = ce.item<double>();
     out.bce  = bce_mean.item<double>();
@@ -824,9 +852,13 @@ TrainConfig parse_train_config(const std::string& json_text, const std::string& 
         auto optional = [&](const char* key) {
             return l.contains(key) ? number(l, "loss", key, 0) : 0.0;
         };
-        c.loss = {number(l, "loss", "ce", 0),  number(l, "loss", "dice", 0),
-                  number(l, "loss", "bce", 0), optional("patch"),
-                  optional("sam_patch"),       optional("region")};
+        c.loss = {number(l, "loss", "ce", 0),
+                  number(l, "loss", "dice", 0),
+                  number(l, "loss", "bce", 0),
+                  optional("patch"),
+                  optional("sam_patch"),
+                  optional("region"),
+                  optional("seg")};
     }
     if (j.contains("tasks")) {
         const auto& t = j["tasks"];
@@ -1034,6 +1066,7 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
         log.patch         = loss.patch;
         log.sam_patch     = loss.sam_patch;
         log.region        = loss.region;
+        log.seg           = loss.seg;
         log.masks         = loss.masks;
         log.tokens        = loss.tokens;
         log.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -226,8 +226,8 @@ TEST(Trainer, RefusesMisuse) {
 }
 
 TEST(Trainer, AuxiliaryLossesTrainHeadsThatCheckpointsKeepAndReleasesLeaveOut) {
-    // The losses that are not GLaMM's (LossWeights::patch, sam_patch, region): each is logged, a
-    // run resumed from a checkpoint ends bit-identical (the heads and their optimiser state are
+    // The losses that are not GLaMM's (LossWeights::patch, sam_patch, region, seg): each is logged,
+    // a run resumed from a checkpoint ends bit-identical (the heads and their optimiser state are
     // in the checkpoint), the release holds exactly the keys GLaMM's architecture has, and the
     // weights differ from the same run without them.
     train::TrainConfig plain_recipe = tiny_recipe();
@@ -236,6 +236,7 @@ TEST(Trainer, AuxiliaryLossesTrainHeadsThatCheckpointsKeepAndReleasesLeaveOut) {
     recipe.loss.patch               = 1.0;
     recipe.loss.sam_patch           = 1.0;
     recipe.loss.region              = 1.0;
+    recipe.loss.seg                 = 1.0;
     const std::string straight      = test::make_temp_dir("train-aux"),
                       resumed       = test::make_temp_dir("train-aux-resumed"),
                       plain         = test::make_temp_dir("train-aux-none");
@@ -247,10 +248,15 @@ TEST(Trainer, AuxiliaryLossesTrainHeadsThatCheckpointsKeepAndReleasesLeaveOut) {
     // Two cross-entropies over 9 shape and 13 colour classes start near ln 9 + ln 13 = 4.8.
     EXPECT_GT(logs[0].patch, 1.0);
     EXPECT_GT(logs[0].sam_patch, 1.0);
-    double region_max = 0;
-    for (const auto& s : logs) region_max = std::max(region_max, s.region);
+    double region_max = 0, seg_max = 0;
+    for (const auto& s : logs) {
+        region_max = std::max(region_max, s.region);
+        seg_max    = std::max(seg_max, s.seg);
+        if (s.masks == 0) EXPECT_EQ(s.seg, 0.0) << "step " << s.step;
+    }
     EXPECT_GT(region_max, 1.0); // logged on the steps with a box
-    for (const char* head : {"patch_head.pt", "sam_patch_head.pt", "region_head.pt"})
+    EXPECT_GT(seg_max, 1.0);    // and on those with a mask
+    for (const char* head : {"patch_head.pt", "sam_patch_head.pt", "region_head.pt", "seg_head.pt"})
         EXPECT_TRUE(fs::exists(fs::path(straight) / "checkpoints" / "step-4" / head)) << head;
 
     train::train(recipe, resumed, false, {}, 2);
