@@ -83,6 +83,10 @@ std::map<std::string, at::Tensor> load_tensors(const std::string& path) {
     return out;
 }
 
+double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
+    return (a.to(at::kFloat) - b.to(at::kFloat)).abs().max().item<double>();
+}
+
 ::testing::AssertionResult close_to_reference(const std::string& name, const at::Tensor& got,
                                               const at::Tensor& ref, double rel_tol) {
     if (got.sizes() != ref.sizes())

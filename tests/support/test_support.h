@@ -25,6 +25,9 @@ std::string make_temp_dir(const std::string& tag);
 // Every tensor of a safetensors file, copied to owning CPU tensors.
 std::map<std::string, at::Tensor> load_tensors(const std::string& path);
 
+// The largest |a - b| over all elements, compared in f32.
+double max_abs_diff(const at::Tensor& a, const at::Tensor& b);
+
 // Golden comparison: max |got - ref| <= rel_tol * max(1, max |ref|). Prints the max difference.
 ::testing::AssertionResult close_to_reference(const std::string& name, const at::Tensor& got,
                                               const at::Tensor& ref, double rel_tol = 1e-3);

@@ -33,10 +33,6 @@ std::vector<int64_t> to_vector(const at::Tensor& ids) {
     return {flat.data_ptr<int64_t>(), flat.data_ptr<int64_t>() + flat.numel()};
 }
 
-double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
-    return (a.to(at::kFloat) - b.to(at::kFloat)).abs().max().item<double>();
-}
-
 class LlamaGolden : public ::testing::TestWithParam<std::string> {
 protected:
     static void SetUpTestSuite() {
@@ -178,7 +174,7 @@ TEST_P(LlamaGolden, GreedyDecodingMatches) {
     const at::Tensor reference = (*llama_)->forward(full)[0]; // [S + N, H]
     const at::Tensor sequence  = result.sequence_hidden_states();
     ASSERT_EQ(sequence.size(0), reference.size(0) - 1);
-    const double diff = max_abs_diff(sequence, reference.narrow(0, 0, sequence.size(0)));
+    const double diff = test::max_abs_diff(sequence, reference.narrow(0, 0, sequence.size(0)));
     std::printf("  cached decode vs full forward  max|diff| %.3e\n", diff);
     EXPECT_LE(diff, 1e-4);
 }
@@ -204,7 +200,8 @@ TEST_P(LlamaGolden, FixedShapeDecodingMatches) {
     EXPECT_EQ(fixed.ids, to_vector(g.at("greedy_ids")));
     EXPECT_EQ(cache.length(), eager_cache.length());
     ASSERT_EQ(fixed.producer_hidden_states.sizes(), eager.producer_hidden_states.sizes());
-    const double diff = max_abs_diff(fixed.producer_hidden_states, eager.producer_hidden_states);
+    const double diff =
+        test::max_abs_diff(fixed.producer_hidden_states, eager.producer_hidden_states);
     std::printf("  fixed-shape vs growing-cache decode  max|diff| %.3e\n", diff);
     EXPECT_LE(diff, 1e-5);
 }
@@ -227,7 +224,7 @@ TEST_P(LlamaGolden, KvCacheMatchesSinglePass) {
     for (int64_t pos = prompt_len; pos < seq; ++pos)
         stepwise.push_back(llama->forward(embeds.narrow(1, pos, 1), &cache, cache.length())[0]);
     EXPECT_EQ(cache.length(), seq);
-    const double diff_b = max_abs_diff(at::cat(stepwise), single);
+    const double diff_b = test::max_abs_diff(at::cat(stepwise), single);
 
     // (c) two chunks, into a cache reused after reset() (buffers kept).
     cache.reset();
@@ -235,13 +232,14 @@ TEST_P(LlamaGolden, KvCacheMatchesSinglePass) {
     const at::Tensor chunked =
         at::cat({llama->forward(embeds.narrow(1, 0, split), &cache, 0)[0],
                  llama->forward(embeds.narrow(1, split, seq - split), &cache, split)[0]});
-    const double diff_c = max_abs_diff(chunked, single);
+    const double diff_c = test::max_abs_diff(chunked, single);
 
     // (d) truncate() to the prompt and re-decode the answer in one chunk (multi-turn reuse).
     cache.truncate(prompt_len);
     const at::Tensor resumed =
         llama->forward(embeds.narrow(1, prompt_len, seq - prompt_len), &cache, prompt_len)[0];
-    const double diff_d = max_abs_diff(resumed, single.narrow(0, prompt_len, seq - prompt_len));
+    const double diff_d =
+        test::max_abs_diff(resumed, single.narrow(0, prompt_len, seq - prompt_len));
 
     std::printf("  kv-cache vs single pass: step-wise %.3e, two chunks %.3e, truncate+resume "
                 "%.3e\n",

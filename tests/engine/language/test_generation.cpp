@@ -37,10 +37,6 @@ LlamaForCausalLM random_llama(const LlamaConfig& config, uint64_t seed) {
     return llama;
 }
 
-double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
-    return (a.to(at::kFloat) - b.to(at::kFloat)).abs().max().item<double>();
-}
-
 TEST(ChooseToken, GreedyTiesGoToTheLowestId) {
     GenerationOptions options;
     uint64_t rng = 0;
@@ -114,8 +110,9 @@ TEST_F(GenerateTest, RecordsTheHiddenStateThatProducedEachToken) {
     const auto ids    = torch::tensor(result.ids, torch::kLong);
     const auto full   = torch::cat({prompt, llama->embed(ids).unsqueeze(0)}, 1);
     const auto hidden = llama->forward(full)[0]; // [S + N, H]
-    EXPECT_LT(max_abs_diff(result.sequence_hidden_states(), hidden.narrow(0, 0, 5 + 6 - 1)), 1e-5);
-    EXPECT_LT(max_abs_diff(result.producer_hidden_states, hidden.narrow(0, 4, 6)), 1e-5);
+    EXPECT_LT(test::max_abs_diff(result.sequence_hidden_states(), hidden.narrow(0, 0, 5 + 6 - 1)),
+              1e-5);
+    EXPECT_LT(test::max_abs_diff(result.producer_hidden_states, hidden.narrow(0, 4, 6)), 1e-5);
     const auto greedy = llama->logits(hidden.narrow(0, 4, 6)).argmax(-1);
     EXPECT_TRUE(greedy.equal(ids));
 }
@@ -188,7 +185,7 @@ TEST_F(GenerateTest, SecondTurnReusesTheCachedPrefix) {
     const auto ids1 = torch::tensor(turn1.ids, torch::kLong);
     const auto all = torch::cat({prompt, llama->embed(ids1.narrow(0, 0, 2)).unsqueeze(0), next}, 1);
     const auto hidden = llama->forward(all)[0];
-    EXPECT_LT(max_abs_diff(turn2.prompt_hidden_states, hidden.narrow(0, 5 + 2, 5)), 1e-5);
+    EXPECT_LT(test::max_abs_diff(turn2.prompt_hidden_states, hidden.narrow(0, 5 + 2, 5)), 1e-5);
 }
 
 // The fixed-shape step (what a CUDA graph records) equals the growing cache: same ids and hidden
@@ -224,9 +221,9 @@ TEST(StaticDecoder, StepsEqualTheGrowingCache) {
         // a dtype or mask mistake is off by the whole state.
         const double largest   = eager1.producer_hidden_states.abs().max().item<double>();
         const double tolerance = dtype == torch::kFloat ? 1e-5 : largest / 10;
-        EXPECT_LT(max_abs_diff(fixed1.producer_hidden_states, eager1.producer_hidden_states),
+        EXPECT_LT(test::max_abs_diff(fixed1.producer_hidden_states, eager1.producer_hidden_states),
                   tolerance);
-        EXPECT_LT(max_abs_diff(fixed2.producer_hidden_states, eager2.producer_hidden_states),
+        EXPECT_LT(test::max_abs_diff(fixed2.producer_hidden_states, eager2.producer_hidden_states),
                   tolerance);
     }
 }

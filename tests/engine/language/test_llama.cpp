@@ -45,10 +45,6 @@ LlamaForCausalLM random_llama(const LlamaConfig& config, uint64_t seed = 7) {
     return llama;
 }
 
-double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
-    return (a.to(at::kFloat) - b.to(at::kFloat)).abs().max().item<double>();
-}
-
 TEST(LlamaRMSNorm, HandWorkedValues) {
     LlamaRMSNorm norm(2, 1e-5);
     torch::NoGradGuard no_grad;
@@ -114,9 +110,9 @@ TEST(LlamaForCausalLM, TiedEmbeddingsHaveNoLmHead) {
         EXPECT_EQ(p.key().find("lm_head"), std::string::npos);
     torch::NoGradGuard no_grad;
     const auto hidden = torch::randn({3, config.hidden_size});
-    EXPECT_LT(
-        max_abs_diff(llama->logits(hidden), hidden.matmul(llama->model->embed_tokens->weight.t())),
-        1e-5);
+    EXPECT_LT(test::max_abs_diff(llama->logits(hidden),
+                                 hidden.matmul(llama->model->embed_tokens->weight.t())),
+              1e-5);
 }
 
 TEST(LlamaForCausalLM, LaterTokensDoNotChangeEarlierStates) {
@@ -127,7 +123,7 @@ TEST(LlamaForCausalLM, LaterTokensDoNotChangeEarlierStates) {
     embeds[0][5]      = torch::randn({16});
     const auto after  = llama->forward(embeds);
     EXPECT_TRUE(after.narrow(1, 0, 5).equal(before.narrow(1, 0, 5)));
-    EXPECT_GT(max_abs_diff(after[0][5], before[0][5]), 1e-3);
+    EXPECT_GT(test::max_abs_diff(after[0][5], before[0][5]), 1e-3);
 }
 
 TEST(LlamaForCausalLM, RopeDependsOnlyOnRelativePositions) {
@@ -138,7 +134,7 @@ TEST(LlamaForCausalLM, RopeDependsOnlyOnRelativePositions) {
     const auto embeds  = torch::randn({1, 5, 16});
     const auto at_zero = llama->forward(embeds, nullptr, 0);
     const auto shifted = llama->forward(embeds, nullptr, 11);
-    EXPECT_LT(max_abs_diff(at_zero, shifted), 1e-5);
+    EXPECT_LT(test::max_abs_diff(at_zero, shifted), 1e-5);
 }
 
 TEST(LlamaForCausalLM, GroupedQueryAttentionEqualsRepeatedHeads) {
@@ -164,13 +160,13 @@ TEST(LlamaForCausalLM, GroupedQueryAttentionEqualsRepeatedHeads) {
                 .copy_(p.value().narrow(0, (h / 2) * head_dim, head_dim));
     }
     const auto embeds = torch::randn({1, 7, 16});
-    EXPECT_LT(max_abs_diff(gqa->forward(embeds), full->forward(embeds)), 1e-5);
+    EXPECT_LT(test::max_abs_diff(gqa->forward(embeds), full->forward(embeds)), 1e-5);
     // And through the cache (kv_heads-shaped buffers).
     KVCache cache = gqa->make_cache();
     EXPECT_EQ(cache.kv_heads(), 2);
     const auto first  = gqa->forward(embeds.narrow(1, 0, 4), &cache, 0);
     const auto second = gqa->forward(embeds.narrow(1, 4, 3), &cache, 4);
-    EXPECT_LT(max_abs_diff(torch::cat({first, second}, 1), full->forward(embeds)), 1e-5);
+    EXPECT_LT(test::max_abs_diff(torch::cat({first, second}, 1), full->forward(embeds)), 1e-5);
 }
 
 TEST(LlamaForCausalLM, MergedProjectionsChangeNothing) {
@@ -194,16 +190,16 @@ TEST(LlamaForCausalLM, MergedProjectionsChangeNothing) {
               layer->self_attn->qkv_weight[4 * 4].data_ptr()); // a view, no copy
     EXPECT_EQ(layer->mlp->up_proj->weight.data_ptr(),
               layer->mlp->gate_up_weight[layer->mlp->gate_proj->weight.size(0)].data_ptr());
-    EXPECT_LT(max_abs_diff(llama->forward(embeds), before), 1e-6);
+    EXPECT_LT(test::max_abs_diff(llama->forward(embeds), before), 1e-6);
     KVCache cache     = llama->make_cache();
     const auto first  = llama->forward(embeds.narrow(1, 0, 4), &cache, 0);
     const auto second = llama->forward(embeds.narrow(1, 4, 3), &cache, 4);
-    EXPECT_LT(max_abs_diff(torch::cat({first, second}, 1), before), 1e-5);
+    EXPECT_LT(test::max_abs_diff(torch::cat({first, second}, 1), before), 1e-5);
     // The GPU forms (one rounding in RoPE and RMSNorm, fused attention) emulated on the CPU.
     emulate_gpu_kernels_on_cpu(true);
     const auto emulated = llama->forward(embeds);
     emulate_gpu_kernels_on_cpu(false);
-    EXPECT_LT(max_abs_diff(emulated, before), 1e-5);
+    EXPECT_LT(test::max_abs_diff(emulated, before), 1e-5);
 }
 
 TEST(LlamaForCausalLM, Bf16ForwardStaysCloseToF32) {
@@ -217,7 +213,7 @@ TEST(LlamaForCausalLM, Bf16ForwardStaysCloseToF32) {
     const auto bf16 = llama->forward(embeds, &cache, 0); // input cast to the model dtype
     EXPECT_EQ(bf16.scalar_type(), torch::kBFloat16);
     EXPECT_EQ(llama->logits(bf16).scalar_type(), torch::kBFloat16);
-    EXPECT_LT(max_abs_diff(bf16, f32), 0.1);
+    EXPECT_LT(test::max_abs_diff(bf16, f32), 0.1);
 }
 
 TEST(KVCache, GrowsKeepsContentAndTruncates) {
