@@ -357,7 +357,7 @@ struct AuxHeads {
     torch::nn::Linear patch{nullptr};     // CLIP patch features -> classes
     torch::nn::Linear sam_patch{nullptr}; // SAM embedding cells -> classes
     torch::nn::Linear region{nullptr};    // <bbox> embeddings -> classes
-    torch::nn::Linear seg{nullptr};       // [SEG] prompts (text_hidden_fcs output) -> classes
+    torch::nn::Linear seg{nullptr};       // states before [SEG] -> classes
 
     AuxHeads(const GlammModel& model, const LossWeights& weights) {
         const int64_t classes = patch_shape_classes() + patch_colour_classes();
@@ -365,7 +365,7 @@ struct AuxHeads {
         if (weights.sam_patch > 0)
             sam_patch = torch::nn::Linear(model.config.grounding_encoder.prompt_embed_dim, classes);
         if (weights.region > 0) region = torch::nn::Linear(model.config.llama.hidden_size, classes);
-        if (weights.seg > 0) seg = torch::nn::Linear(model.config.out_dim, classes);
+        if (weights.seg > 0) seg = torch::nn::Linear(model.config.llama.hidden_size, classes);
         for (const auto& entry : files()) (*entry.first)->to(model.device);
     }
     // The heads that exist, with their checkpoint files.
@@ -631,12 +631,12 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>&
     // masks of the batch in one decoder call (mask k against its own sample's image).
     at::Tensor bce  = torch::zeros({}, torch::kFloat).to(device);
     at::Tensor dice = torch::zeros({}, torch::kFloat).to(device);
-    at::Tensor seg_prompts; // [M, out_dim]
+    at::Tensor seg_states; // [M, H]
     if (!seg_rows.empty()) {
-        const at::Tensor rows   = torch::tensor(seg_rows, torch::kLong).to(device);
-        const at::Tensor states = hidden.reshape({-1, hidden.size(-1)}).index_select(0, rows);
-        seg_prompts             = model.text_projection->forward(states);         // [M, out_dim]
-        const auto prompts      = model.sam_prompt_encoder->forward(seg_prompts); // [M, …]
+        const at::Tensor rows = torch::tensor(seg_rows, torch::kLong).to(device);
+        seg_states            = hidden.reshape({-1, hidden.size(-1)}).index_select(0, rows);
+        const auto prompts =
+            model.sam_prompt_encoder->forward(model.text_projection->forward(seg_states)); // [M, …]
         const at::Tensor images = sam_embeds.index_select(
             0, torch::tensor(seg_sample, torch::kLong).to(device)); // [M, D, G, G]
         const auto decoded = model.sam_mask_decoder->forward(
@@ -693,13 +693,13 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>&
         out.total             = out.total + weights.region * loss;
         out.region            = loss.item<double>();
     }
-    if (!heads.seg.is_empty() && seg_prompts.defined()) {
+    if (!heads.seg.is_empty() && seg_states.defined()) {
         std::vector<int64_t> classes; // mask by mask, in the order of seg_rows
         for (const PreparedSample& p : batch)
             for (const AttributeClasses& c : p.sample.mask_classes)
                 classes.insert(classes.end(), c.begin(), c.end());
         const at::Tensor targets = torch::tensor(classes, torch::kLong).view({-1, 2}).t(); // [2, M]
-        const at::Tensor loss    = attribute_loss(seg_prompts, heads.seg, targets);
+        const at::Tensor loss    = attribute_loss(seg_states, heads.seg, targets);
         out.total                = out.total + weights.seg * loss;
         out.seg                  = loss.item<double>();
     }

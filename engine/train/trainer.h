@@ -38,10 +38,12 @@ struct LossWeights {
     // colour). 0 leaves them out.
     double sam_patch = 0.0;
     double region    = 0.0;
-    // And the weight of one on the SAM prompt each [SEG] becomes (text_hidden_fcs' output): the
-    // shape and colour of the object its mask covers. In referring segmentation the state before
-    // [SEG] sits on "is" of "Sure, it is [SEG]." and has to fetch the expression from the
-    // question; the mask losses reach it only through the decoder. 0 leaves it out.
+    // And the weight of one on the language model's state before each [SEG] (what
+    // text_hidden_fcs reads): the shape and colour of the object its mask covers. In referring
+    // segmentation that state sits on "is" of "Sure, it is [SEG]." and has to fetch the
+    // expression from the question; the mask losses reach it only through the decoder. (On the
+    // SAM prompt itself, text_hidden_fcs' output, the head raised the mask loss: DICE 0.53 ->
+    // 0.64 in 500 steps.) 0 leaves it out.
     double seg = 0.0;
 };
 
@@ -98,7 +100,7 @@ struct StepLog {
     double patch     = 0; // the per-patch loss (0 when the recipe has none)
     double sam_patch = 0; // the per-cell loss on SAM's embedding (0 when none)
     double region    = 0; // the loss on <bbox> embeddings (0 when none or no box in the batch)
-    double seg       = 0; // the loss on the [SEG] prompts (0 when none or no mask in the batch)
+    double seg    = 0; // the loss on the states before [SEG] (0 when none or no mask in the batch)
     int64_t masks = 0, tokens = 0;
     double seconds      = 0; // wall time of the step
     double data_seconds = 0; // of which making (or, prefetched, waiting for) the batch
