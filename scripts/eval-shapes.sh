@@ -33,3 +33,11 @@ summary["gcg"]["CIDEr_x100"] = round(100 * g["CIDEr"], 1)
 json.dump(summary, open(f"{out}/summary.json", "w"), indent=2)
 print(json.dumps(summary, indent=2))
 PY
+# Where it fails (scenes answered whole, refseg by objects in the scene); needs python3-numpy.
+python=${PYTHON:-python3}
+if "$python" -c "import numpy" 2>/dev/null; then
+  "$python" "$root/scripts/shapes-report.py" "$out" --json > "$out/report.json"
+  "$python" "$root/scripts/shapes-report.py" "$out"
+else
+  echo "no numpy for $python: skipped scripts/shapes-report.py (set PYTHON=...)"
+fi

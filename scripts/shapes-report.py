@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Where a GLaMM-Shapes model fails, from an eval folder of scripts/eval-shapes.sh.
+
+Usage: scripts/shapes-report.py EVAL_DIR [--json]
+
+EVAL_DIR holds val/ (the generated scenes), gcg/ and refseg/ (the predictions of `glamm eval`).
+Reports
+  - GCG scenes answered whole (issue 7's fixed-scene criterion): every true phrase matched one to
+    one by a predicted phrase, word for word, whose mask has IoU >= 0.8 with it; and the same with
+    only the colour and shape words compared;
+  - referring segmentation: mean IoU by the number of objects in the scene, and what the misses
+    (IoU < 0.5) are: an empty mask, a mask on another phrase's object (IoU >= 0.5 with it), or a
+    mask on no object.
+Needs python3-numpy (Debian).
+"""
+import json
+import os
+import sys
+from collections import defaultdict
+
+import numpy as np
+
+STRICT_IOU = 0.8  # issue 7: masks with IoU >= 0.8 against the generated truth
+MISS_IOU = 0.5
+# The generator's words (engine/train/scene_render.cpp named_colours, shape_name).
+COLOURS = {"red", "green", "blue", "yellow", "orange", "purple", "white", "black", "pink", "brown",
+           "grey", "cyan"}
+SHAPES = {"circle", "square", "rectangle", "triangle", "star", "ring", "hexagon", "cross"}
+
+
+def rle_counts(text):
+    """The run lengths of a COCO compressed RLE string (LEB128-like, deltas from two back)."""
+    counts, pos = [], 0
+    while pos < len(text):
+        value, shift, more = 0, 0, True
+        while more:
+            c = ord(text[pos]) - 48
+            value |= (c & 0x1F) << shift
+            more = bool(c & 0x20)
+            pos += 1
+            shift += 5
+            if not more and (c & 0x10):
+                value |= -1 << shift
+        if len(counts) > 2:
+            value += counts[-2]
+        counts.append(value)
+    return counts
+
+
+def decode(segmentation):
+    """A COCO RLE dict -> bool array [H, W] (runs go down the columns)."""
+    height, width = segmentation["size"]
+    flat = np.zeros(height * width, dtype=bool)
+    pos, on = 0, False
+    for run in rle_counts(segmentation["counts"]):
+        flat[pos:pos + run] = on
+        pos += run
+        on = not on
+    return flat.reshape(width, height).T
+
+
+def iou(a, b):
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 0.0
+
+
+def attribute_words(phrase):
+    words = phrase.split()
+    singular = [w[:-2] if w.endswith("es") and w[:-2] in SHAPES else w.rstrip("s") for w in words]
+    return tuple(sorted({w for w in words + singular if w in COLOURS or w in SHAPES}))
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def gcg_report(folder):
+    truth = load(os.path.join(folder, "val", "annotations.json"))
+    phrases = defaultdict(list)
+    for a in truth["annotations"]:
+        if "segmentation" in a:
+            phrases[a["image_id"]].append((a["phrase"], decode(a["segmentation"])))
+    whole = {"word_for_word": 0, "colour_and_shape": 0}
+    for image in truth["images"]:
+        pred = load(os.path.join(folder, "gcg", "predictions", image["id"] + ".json"))
+        got = list(zip(pred["phrases"], (decode(m) for m in pred["pred_masks"])))
+        want = phrases[image["id"]]
+        for mode, same in (("word_for_word", lambda p, q: p.strip() == q.strip()),
+                           ("colour_and_shape",
+                            lambda p, q: attribute_words(p) == attribute_words(q))):
+            if len(got) != len(want):
+                continue
+            used, ok = set(), True
+            for phrase, mask in got:
+                best = max(((iou(mask, m), j) for j, (p, m) in enumerate(want)
+                            if j not in used and same(phrase, p)), default=(0.0, -1))
+                if best[0] < STRICT_IOU:
+                    ok = False
+                    break
+                used.add(best[1])
+            whole[mode] += ok
+    return {"scenes": len(truth["images"]), "answered_whole": whole}
+
+
+def refseg_report(folder):
+    truth = load(os.path.join(folder, "val", "refseg.json"))
+    objects = defaultdict(int)
+    for r in load(os.path.join(folder, "val", "regcap.json"))["annotations"]:
+        objects[r["image_id"].rsplit("_obj", 1)[0]] += 1  # one region per object
+    phrase_masks = defaultdict(list)
+    for a in load(os.path.join(folder, "val", "annotations.json"))["annotations"]:
+        if "segmentation" in a:
+            phrase_masks[a["image_id"]].append(decode(a["segmentation"]))
+    predictions = {}
+    pred_dir = os.path.join(folder, "refseg", "predictions")
+    for name in os.listdir(pred_dir):
+        for p in load(os.path.join(pred_dir, name)):
+            predictions[p["id"]] = decode(p["segmentation"])
+    by_count, misses = defaultdict(list), defaultdict(int)
+    for a in truth["annotations"]:
+        if a["id"] not in predictions:
+            continue  # beyond the eval's --limit
+        mask, want = predictions[a["id"]], decode(a["segmentation"])
+        value = iou(mask, want)
+        by_count[objects[a["image_id"]]].append(value)
+        if value >= MISS_IOU:
+            continue
+        if mask.sum() == 0:
+            misses["empty"] += 1
+        elif max((iou(mask, m) for m in phrase_masks[a["image_id"]]), default=0) >= MISS_IOU:
+            misses["another object"] += 1
+        else:
+            misses["no object"] += 1
+    values = [v for vs in by_count.values() for v in vs]
+    return {
+        "expressions": len(values),
+        "mean_iou": float(np.mean(values)) if values else 0.0,
+        "mean_iou_by_objects": {str(n): {"expressions": len(vs), "mean_iou": float(np.mean(vs))}
+                                for n, vs in sorted(by_count.items())},
+        "misses": dict(misses),
+    }
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    folder = sys.argv[1]
+    report = {"gcg": gcg_report(folder), "refseg": refseg_report(folder)}
+    if "--json" in sys.argv[2:]:
+        print(json.dumps(report, indent=2))
+        return
+    g, r = report["gcg"], report["refseg"]
+    print(f"GCG: {g['scenes']} scenes; answered whole (IoU >= {STRICT_IOU}): "
+          f"{g['answered_whole']['word_for_word']} word for word, "
+          f"{g['answered_whole']['colour_and_shape']} with colour and shape right")
+    print(f"refseg: {r['expressions']} expressions, mean IoU {r['mean_iou']:.3f}")
+    for n, s in r["mean_iou_by_objects"].items():
+        print(f"  {n} object(s): {s['expressions']:4d} expressions, mean IoU {s['mean_iou']:.3f}")
+    print("  misses (IoU < 0.5): " + ", ".join(f"{k} {v}" for k, v in sorted(r["misses"].items())))
+
+
+if __name__ == "__main__":
+    main()
