@@ -522,6 +522,13 @@ struct BatchLoss {
     int64_t masks = 0, tokens = 0;
 };
 
+// [2, N]: the shape row and the colour row of N (shape, colour) pairs, for attribute_loss.
+at::Tensor class_rows(const std::vector<AttributeClasses>& pairs) {
+    std::vector<int64_t> flat;
+    for (const AttributeClasses& c : pairs) flat.insert(flat.end(), c.begin(), c.end());
+    return torch::tensor(flat, torch::kLong).view({-1, 2}).t();
+}
+
 // The shape and colour cross-entropies of one head, summed. features [N, C] (or [B, P, C]); head:
 // C -> shape classes + colour classes; targets [2, N] (or [B, 2, P]): shape row, colour row.
 at::Tensor attribute_loss(const at::Tensor& features, torch::nn::Linear& head,
@@ -561,10 +568,11 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>&
     // Targets on the answer (shifted by one: the state at position t predicts token t+1).
     const int64_t num_image = model.num_image_tokens();
     std::vector<at::Tensor> embeds;
-    std::vector<std::vector<int64_t>> targets; // per expanded position
-    std::vector<int64_t> seg_rows, seg_sample; // state before each [SEG]: flat row, its sample
-    std::vector<at::Tensor> regions;           // every sample's <bbox> embeddings [N, H]
-    std::vector<int64_t> region_classes;       // their shape and colour classes, box by box
+    std::vector<std::vector<int64_t>> targets;    // per expanded position
+    std::vector<int64_t> seg_rows, seg_sample;    // state before each [SEG]: flat row, its sample
+    std::vector<AttributeClasses> mask_classes;   // the object under each [SEG]'s mask
+    std::vector<at::Tensor> regions;              // every sample's <bbox> embeddings [N, H]
+    std::vector<AttributeClasses> region_classes; // their boxed objects, box by box
     int64_t longest = 0;
     for (int64_t b = 0; b < num_samples; ++b) {
         const PreparedSample& p = batch[b];
@@ -576,8 +584,7 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>&
             region = model.region_encoder->forward(
                 levels, model.normalize_boxes(s.boxes, s.image.height, s.image.width));
             regions.push_back(region);
-            for (const AttributeClasses& c : s.box_classes)
-                region_classes.insert(region_classes.end(), c.begin(), c.end());
+            region_classes.insert(region_classes.end(), s.box_classes.begin(), s.box_classes.end());
         }
         at::Tensor e         = assemble_embeddings(model.llama, torch::tensor(p.ids, torch::kLong),
                                                    image_embeds[b], region, kImageTokenIndex,
@@ -598,6 +605,7 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>&
         if (masks != static_cast<int64_t>(s.masks.size()))
             fail("training sample has ", masks, " [SEG] tokens but ", s.masks.size(), " masks: \"",
                  s.answer, "\"");
+        mask_classes.insert(mask_classes.end(), s.mask_classes.begin(), s.mask_classes.end());
         embeds.push_back(e);
         targets.push_back(std::move(target));
         longest = std::max(longest, length);
@@ -681,27 +689,20 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>&
         out.sam_patch          = loss.item<double>();
     }
     if (!heads.region.is_empty() && !regions.empty()) {
-        const at::Tensor targets =
-            torch::tensor(region_classes, torch::kLong).view({-1, 2}).t(); // [2, N]
         // The head reads the embeddings RMS-normalised, as the first decoder layer does (their
         // scale drifts far from the token embeddings' in training; the direction is what the
         // language model reads).
         const at::Tensor x = torch::cat(regions); // [N, H]
         const at::Tensor read =
             rms_norm(x, torch::ones({x.size(-1)}, x.options()), model.config.llama.rms_norm_eps);
-        const at::Tensor loss = attribute_loss(read, heads.region, targets);
+        const at::Tensor loss = attribute_loss(read, heads.region, class_rows(region_classes));
         out.total             = out.total + weights.region * loss;
         out.region            = loss.item<double>();
     }
     if (!heads.seg.is_empty() && seg_states.defined()) {
-        std::vector<int64_t> classes; // mask by mask, in the order of seg_rows
-        for (const PreparedSample& p : batch)
-            for (const AttributeClasses& c : p.sample.mask_classes)
-                classes.insert(classes.end(), c.begin(), c.end());
-        const at::Tensor targets = torch::tensor(classes, torch::kLong).view({-1, 2}).t(); // [2, M]
-        const at::Tensor loss    = attribute_loss(seg_states, heads.seg, targets);
-        out.total                = out.total + weights.seg * loss;
-        out.seg                  = loss.item<double>();
+        const at::Tensor loss = attribute_loss(seg_states, heads.seg, class_rows(mask_classes));
+        out.total             = out.total + weights.seg * loss;
+        out.seg               = loss.item<double>();
     }
     out.ce   = ce.item<double>();
     out.bce  = bce_mean.item<double>();
