@@ -81,7 +81,7 @@ def gcg_report(folder):
     for a in truth["annotations"]:
         if "segmentation" in a:
             phrases[a["image_id"]].append((a["phrase"], decode(a["segmentation"])))
-    whole = {"word_for_word": 0, "colour_and_shape": 0}
+    whole = {"word_for_word": [], "colour_and_shape": []}  # scene ids
     for image in truth["images"]:
         pred = load(os.path.join(folder, "gcg", "predictions", image["id"] + ".json"))
         got = list(zip(pred["phrases"], (decode(m) for m in pred["pred_masks"])))
@@ -91,7 +91,7 @@ def gcg_report(folder):
                             lambda p, q: attribute_words(p) == attribute_words(q))):
             if len(got) != len(want):
                 continue
-            used, ok = set(), True
+            used, ok, worst = set(), True, 1.0
             for phrase, mask in got:
                 best = max(((iou(mask, m), j) for j, (p, m) in enumerate(want)
                             if j not in used and same(phrase, p)), default=(0.0, -1))
@@ -99,7 +99,9 @@ def gcg_report(folder):
                     ok = False
                     break
                 used.add(best[1])
-            whole[mode] += ok
+                worst = min(worst, best[0])
+            if ok:
+                whole[mode].append({"image": image["id"], "lowest_iou": round(worst, 3)})
     return {"scenes": len(truth["images"]), "answered_whole": whole}
 
 
@@ -152,8 +154,10 @@ def main():
         return
     g, r = report["gcg"], report["refseg"]
     print(f"GCG: {g['scenes']} scenes; answered whole (IoU >= {STRICT_IOU}): "
-          f"{g['answered_whole']['word_for_word']} word for word, "
-          f"{g['answered_whole']['colour_and_shape']} with colour and shape right")
+          f"{len(g['answered_whole']['word_for_word'])} word for word, "
+          f"{len(g['answered_whole']['colour_and_shape'])} with colour and shape right")
+    for s in g["answered_whole"]["word_for_word"]:
+        print(f"  word for word: {s['image']} (lowest mask IoU {s['lowest_iou']})")
     print(f"refseg: {r['expressions']} expressions, mean IoU {r['mean_iou']:.3f}")
     for n, s in r["mean_iou_by_objects"].items():
         print(f"  {n} object(s): {s['expressions']:4d} expressions, mean IoU {s['mean_iou']:.3f}")
