@@ -36,8 +36,7 @@ PY
 # Where it fails (scenes answered whole, refseg by objects in the scene); needs python3-numpy.
 python=${PYTHON:-python3}
 if "$python" -c "import numpy" 2>/dev/null; then
-  "$python" "$root/scripts/shapes-report.py" "$out" --json > "$out/report.json"
-  "$python" "$root/scripts/shapes-report.py" "$out"
+  "$python" "$root/scripts/shapes-report.py" "$out" --json "$out/report.json"
 else
   echo "no numpy for $python: skipped scripts/shapes-report.py (set PYTHON=...)"
 fi

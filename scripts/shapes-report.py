@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where a GLaMM-Shapes model fails, from an eval folder of scripts/eval-shapes.sh.
 
-Usage: scripts/shapes-report.py EVAL_DIR [--json]
+Usage: scripts/shapes-report.py EVAL_DIR [--json FILE]   (FILE: the report as JSON too)
 
 EVAL_DIR holds val/ (the generated scenes), gcg/ and refseg/ (the predictions of `glamm eval`).
 Reports
@@ -149,9 +149,9 @@ def main():
         sys.exit(__doc__)
     folder = sys.argv[1]
     report = {"gcg": gcg_report(folder), "refseg": refseg_report(folder)}
-    if "--json" in sys.argv[2:]:
-        print(json.dumps(report, indent=2))
-        return
+    if sys.argv[2:3] == ["--json"] and len(sys.argv) > 3:
+        with open(sys.argv[3], "w") as f:
+            json.dump(report, f, indent=2)
     g, r = report["gcg"], report["refseg"]
     print(f"GCG: {g['scenes']} scenes; answered whole (IoU >= {STRICT_IOU}): "
           f"{len(g['answered_whole']['word_for_word'])} word for word, "

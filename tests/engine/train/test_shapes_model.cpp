@@ -28,6 +28,29 @@ std::string shipped_model_dir() {
     return std::string(GLAMM_SOURCE_DIR) + "/resources/models/glamm-shapes/glamm";
 }
 
+// Scene `index` of the generator at `seed`, at the recipe's sizes.
+synth::GeneratedScene held_out_scene(uint64_t seed, int64_t index) {
+    synth::SynthOptions options;
+    options.seed     = seed;
+    options.min_size = kMinSide;
+    options.max_size = kMaxSide;
+    return synth::generate_scene(options, index);
+}
+
+// The shipped model's grounded caption of a scene (printed beside the truth).
+GroundedAnswer grounded_caption(const synth::GeneratedScene& scene) {
+    ModelOptions model_options;
+    model_options.model_dir = shipped_model_dir();
+    Session session(Model::load(model_options));
+    session.set_image(scene.image);
+    Request request;
+    request.task                = Task::GroundedCaption;
+    const GroundedAnswer answer = session.ask(request);
+    std::printf("truth:  %s\nanswer: %s\n", scene.annotation.gcg_caption.c_str(),
+                answer.raw_text.c_str());
+    return answer;
+}
+
 } // namespace
 
 TEST(ShapesModel, IsTheDefaultModel) {
@@ -37,21 +60,9 @@ TEST(ShapesModel, IsTheDefaultModel) {
 }
 
 TEST(ShapesModel, AnswersAHeldOutSceneWithWellFormedGroundedPhrases) {
-    synth::SynthOptions options;
-    options.seed                      = kHeldOutSeed;
-    options.min_size                  = kMinSide;
-    options.max_size                  = kMaxSide;
-    const synth::GeneratedScene scene = synth::generate_scene(options, 0);
+    const synth::GeneratedScene scene = held_out_scene(kHeldOutSeed, 0);
     const synth::SceneAnnotation& ann = scene.annotation;
-
-    ModelOptions model_options;
-    model_options.model_dir = shipped_model_dir();
-    Session session(Model::load(model_options));
-    session.set_image(scene.image);
-    Request request;
-    request.task                = Task::GroundedCaption;
-    const GroundedAnswer answer = session.ask(request);
-    std::printf("truth:  %s\nanswer: %s\n", ann.gcg_caption.c_str(), answer.raw_text.c_str());
+    const GroundedAnswer answer       = grounded_caption(scene);
 
     ASSERT_FALSE(answer.phrases.empty());
     EXPECT_FALSE(answer.cancelled);
@@ -83,24 +94,12 @@ TEST(ShapesModel, AnswersAHeldOutSceneWithWellFormedGroundedPhrases) {
 // one-object scenes; this one has the widest margin (IoU 0.91 in `glamm eval gcg`). A regression
 // guard for the shipped weights, not a measure of quality (that is the model card's).
 TEST(ShapesModel, AnswersAFixedHeldOutSceneWordForWordWithMasksAtIoU08) {
-    constexpr uint64_t kSeed     = 20261127;
-    constexpr int64_t kScene     = 709;
-    constexpr double kMinimumIoU = 0.8; // issue 7
-    synth::SynthOptions options;
-    options.seed                      = kSeed;
-    options.min_size                  = kMinSide;
-    options.max_size                  = kMaxSide;
-    const synth::GeneratedScene scene = synth::generate_scene(options, kScene);
+    constexpr uint64_t kSeed          = 20261127;
+    constexpr int64_t kScene          = 709;
+    constexpr double kMinimumIoU      = 0.8; // issue 7
+    const synth::GeneratedScene scene = held_out_scene(kSeed, kScene);
     const synth::SceneAnnotation& ann = scene.annotation;
-
-    ModelOptions model_options;
-    model_options.model_dir = shipped_model_dir();
-    Session session(Model::load(model_options));
-    session.set_image(scene.image);
-    Request request;
-    request.task                = Task::GroundedCaption;
-    const GroundedAnswer answer = session.ask(request);
-    std::printf("truth:  %s\nanswer: %s\n", ann.gcg_caption.c_str(), answer.raw_text.c_str());
+    const GroundedAnswer answer       = grounded_caption(scene);
 
     ASSERT_EQ(answer.phrases.size(), ann.phrases.size());
     for (size_t i = 0; i < ann.phrases.size(); ++i) {
