@@ -3,13 +3,15 @@
 # machine's CUDA LibTorch (PyTorch's bundled one; no Qt, OpenCV or sentencepiece needed there),
 # checks the CUDA path against the golden data (f32 and bf16), trains GLaMM-Shapes on the GPU
 # until a deadline, and benchmarks GLaMM-7B-sized random weights with the reference ratios.
+# The parity checks run beside the training (they take seconds of the GPU).
 # Everything it reports lands in $OUT (default /tmp/gpu-out):
 #   build.log (on failure), parity.log, train.log, run.tgz.part-* (the trained run: release, loss
 #   curves, recipe), bench-7b.json + bench.log.
 #
 # usage: OUT=DIR scripts/gpu-session.sh        (from the repository root)
 # Environment: BUDGET (seconds for the whole script, default 575), TRAIN_UNTIL (seconds after the
-# start at which training must end, default 400; 0 skips training), DEV_TARBALL (the carried sentencepiece module +
+# start at which training must end, default 400; 0 skips training), RECIPE (the training recipe,
+# default resources/train/glamm-shapes-gpu.json), CAL_STEPS (calibration steps, default 40), DEV_TARBALL (the carried sentencepiece module +
 # nlohmann headers, default .dev/dev.tar.xz: see docs/gpu.md for how it is made). For a dry run
 # on a CPU machine: DEVICE=cpu SKIP_BENCH=1 BUILD=build-lean BUILD_TYPE=RelWithDebInfo.
 set -uo pipefail
@@ -99,12 +101,12 @@ EOF
             fi
         done
     done
-} >"$OUT/parity.log" 2>&1
-log "parity: $(grep -c 'all tensors within tolerance' "$OUT/parity.log") of 3 dumps within tolerance"
+} >"$OUT/parity.log" 2>&1 &
+PARITY_PID=$!
 
 # --- training (TRAIN_UNTIL=0 skips it) ------------------------------------------------------------
 [ "$TRAIN_UNTIL" -gt 0 ] && {
-    RECIPE=resources/train/glamm-shapes-gpu.json
+    RECIPE=${RECIPE:-resources/train/glamm-shapes-gpu.json}
     rm -rf /tmp/cal /tmp/run
     log "calibration: ${CAL_STEPS:-40} steps"
     $G train --config $RECIPE --out /tmp/cal --device $DEVICE --steps ${CAL_STEPS:-40} --quiet
@@ -129,10 +131,16 @@ EOF
     mkdir -p /tmp/run/glamm && cp /tmp/cal/glamm/tokenizer.model /tmp/run/glamm/
     $G train --config /tmp/recipe.json --out /tmp/run --device $DEVICE \
         --time-limit $(( T0 + TRAIN_UNTIL - $(date +%s) > 1 ? T0 + TRAIN_UNTIL - $(date +%s) : 1 ))
-    tar -C /tmp/run -czf /tmp/run.tgz glamm clip loss.csv loss.svg recipe.json
+    # The release, the curves and the training-only heads of the newest checkpoint (for a next
+    # stage's --init; the optimiser state stays behind).
+    HEADS=$(cd /tmp/run && ls -d checkpoints/step-* | sort -t- -k2 -n | tail -1)
+    tar -C /tmp/run -czf /tmp/run.tgz glamm clip loss.csv loss.svg recipe.json \
+        $(cd /tmp/run && ls "$HEADS"/*_head.pt 2>/dev/null)
     split -b 15m /tmp/run.tgz "$OUT/run.tgz.part-"
 } >"$OUT/train.log" 2>&1
 [ "$TRAIN_UNTIL" -gt 0 ] && log "training: $(grep -E 'ms/step|checkpoint at|stopped' "$OUT/train.log" | tr '\n' ' ')"
+wait $PARITY_PID
+log "parity: $(grep -c 'all tensors within tolerance' "$OUT/parity.log") of 3 dumps within tolerance"
 
 # --- benchmark at real size --------------------------------------------------------------------
 [ -n "${SKIP_BENCH:-}" ] && { log "done (no benchmark)"; exit 0; }

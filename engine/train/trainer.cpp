@@ -413,6 +413,7 @@ void load_checkpoint(GlammModel& model, torch::optim::AdamW& optimizer, AuxHeads
         if (!fs::exists(dir / file))
             fail(dir.string(), " has no ", file, ": not trained with the loss it belongs to");
         torch::load(*head, (dir / file).string());
+        (*head)->to(model.device);
     }
     torch::load(optimizer, (dir / "optimizer.pt").string());
 }
@@ -944,9 +945,17 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
     fs::create_directories(paths.glamm);
     if (!fs::exists(paths.glamm / "tokenizer.model") && !config.init.empty()) {
         // Starting from trained weights: their tokenizer, whose ids the embeddings were learned on.
-        message(cat("using the tokenizer of ", config.init));
-        fs::copy_file(fs::path(config.init) / "glamm" / "tokenizer.model",
-                      paths.glamm / "tokenizer.model");
+        // A checkpoint folder (RUN/checkpoints/step-N) has none of its own: its run's.
+        fs::path init = fs::path(config.init);
+        if (!init.has_filename()) init = init.parent_path(); // a trailing '/'
+        fs::path tokenizer = init / "glamm" / "tokenizer.model";
+        if (!fs::exists(tokenizer))
+            tokenizer = init.parent_path().parent_path() / "glamm" / "tokenizer.model";
+        if (!fs::exists(tokenizer))
+            fail(config.init, " has no glamm/tokenizer.model (nor has the run it would be a "
+                              "checkpoint of)");
+        message(cat("using the tokenizer ", tokenizer.string()));
+        fs::copy_file(tokenizer, paths.glamm / "tokenizer.model");
     }
     if (!fs::exists(paths.glamm / "tokenizer.model")) {
         message(cat("training the tokenizer on the text of ", config.tokenizer_corpus, " scenes"));
@@ -983,6 +992,17 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
     AuxHeads heads(*model, config.loss);
     for (const auto& [head, file] : heads.files())
         for (const at::Tensor& p : (*head)->parameters()) params.push_back(p);
+    if (!config.init.empty() && start_checkpoint < 0) {
+        // A checkpoint folder as the init also holds the training-only heads: taking them saves
+        // the stage the first ~100 steps in which fresh heads send large gradients into the trunk.
+        for (const auto& [head, file] : heads.files()) {
+            const fs::path path = fs::path(config.init) / file;
+            if (!fs::exists(path)) continue;
+            torch::load(*head, path.string());
+            (*head)->to(model->device);
+            message(cat("head ", file, " from ", config.init));
+        }
+    }
     torch::optim::AdamW optimizer(
         params, torch::optim::AdamWOptions(config.learning_rate).weight_decay(config.weight_decay));
     int64_t step = 0;

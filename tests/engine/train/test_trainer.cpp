@@ -277,6 +277,31 @@ TEST(Trainer, AuxiliaryLossesTrainHeadsThatCheckpointsKeepAndReleasesLeaveOut) {
     ModelOptions options;
     options.model_dir = straight + "/glamm";
     EXPECT_NO_THROW(GlammModel::load(options)); // strict: no stray head keys
+
+    // A second stage from a checkpoint folder takes its heads too (at learning rate 0 they end
+    // as they started); from a release (no heads there) they start afresh.
+    train::TrainConfig frozen = recipe;
+    frozen.learning_rate = frozen.min_learning_rate = 0;
+    const std::string from_checkpoint = test::make_temp_dir("train-aux-init-ckpt"),
+                      from_release    = test::make_temp_dir("train-aux-init-release");
+    frozen.init = straight + "/checkpoints/step-4";
+    train::train(frozen, from_checkpoint, false);
+    frozen.init = straight;
+    train::train(frozen, from_release, false);
+    auto head_weight = [](const fs::path& file) {
+        torch::nn::Linear head(1, 1);
+        torch::load(head, file.string());
+        return head->weight.detach().clone();
+    };
+    for (const char* head : {"patch_head.pt", "sam_patch_head.pt", "region_head.pt", "seg_head.pt"}) {
+        const at::Tensor init = head_weight(fs::path(straight) / "checkpoints/step-4" / head);
+        EXPECT_TRUE(torch::equal(
+            init, head_weight(fs::path(from_checkpoint) / "checkpoints/step-4" / head)))
+            << head;
+        EXPECT_FALSE(torch::equal(
+            init, head_weight(fs::path(from_release) / "checkpoints/step-4" / head)))
+            << head;
+    }
 }
 
 TEST(PatchLabels, FollowTheTowersResizeAndCropByHand) {
