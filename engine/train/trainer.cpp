@@ -406,16 +406,26 @@ void load_weights(GlammModel& model, const fs::path& dir) {
     clip_report.finish("the weights in " + (dir / "clip").string());
 }
 
+// A head or optimiser file of a checkpoint, its tensors put on `device` whichever device wrote
+// them (a run trained on a GPU goes on on the CPU).
+template <typename T>
+void load_archive(T& value, const fs::path& path, const torch::Device& device) {
+    try {
+        torch::load(value, path.string(), device);
+    } catch (const c10::Error& e) {
+        fail("cannot read ", path.string(), ": ", e.what_without_backtrace());
+    }
+}
+
 void load_checkpoint(GlammModel& model, torch::optim::AdamW& optimizer, AuxHeads& heads,
                      const fs::path& dir) {
     load_weights(model, dir);
     for (const auto& [head, file] : heads.files()) {
         if (!fs::exists(dir / file))
             fail(dir.string(), " has no ", file, ": not trained with the loss it belongs to");
-        torch::load(*head, (dir / file).string());
-        (*head)->to(model.device);
+        load_archive(*head, dir / file, model.device);
     }
-    torch::load(optimizer, (dir / "optimizer.pt").string());
+    load_archive(optimizer, dir / "optimizer.pt", model.device);
 }
 
 // Linear warm-up, then cosine decay to min_learning_rate.
@@ -998,8 +1008,7 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
         for (const auto& [head, file] : heads.files()) {
             const fs::path path = fs::path(config.init) / file;
             if (!fs::exists(path)) continue;
-            torch::load(*head, path.string());
-            (*head)->to(model->device);
+            load_archive(*head, path, model->device);
             message(cat("head ", file, " from ", config.init));
         }
     }

@@ -216,6 +216,17 @@ TEST(Trainer, RefusesMisuse) {
         EXPECT_NE(std::string(e.what()).find("differs from this recipe"), std::string::npos)
             << e.what();
     }
+    // A damaged optimiser file in the checkpoint is named, not thrown as LibTorch's error.
+    const fs::path optimizer = fs::path(out) / "checkpoints" / "step-2" / "optimizer.pt";
+    write_file_atomic(optimizer.string(), "not an archive");
+    try {
+        train::train(recipe, out, true);
+        FAIL() << "expected an error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("cannot read " + optimizer.string()),
+                  std::string::npos)
+            << e.what();
+    }
     // A recipe with a bad field names it.
     EXPECT_THROW(train::parse_train_config(R"({"model": {}})", "r.json"), Error);
     try {
