@@ -7,7 +7,9 @@ EVAL_DIR holds val/ (the generated scenes), gcg/ and refseg/ (the predictions of
 Reports
   - GCG scenes answered whole (issue 7's fixed-scene criterion): every true phrase matched one to
     one by a predicted phrase, word for word, whose mask has IoU >= 0.8 with it; and the same with
-    only the colour and shape words compared;
+    only the colour and shape words compared; and, over the true phrases whose mask some predicted
+    phrase's mask finds (IoU >= 0.5, the best one), how often that phrase names the true colour
+    and the true shape (what the model sees apart from where it looks);
   - referring segmentation: mean IoU by the number of objects in the scene, and what the misses
     (IoU < 0.5) are: an empty mask, a mask on another phrase's object (IoU >= 0.5 with it), or a
     mask on no object.
@@ -82,10 +84,20 @@ def gcg_report(folder):
         if "segmentation" in a:
             phrases[a["image_id"]].append((a["phrase"], decode(a["segmentation"])))
     whole = {"word_for_word": [], "colour_and_shape": []}  # scene ids
+    named = {"phrases": 0, "found": 0, "colour_right": 0, "shape_right": 0}
     for image in truth["images"]:
         pred = load(os.path.join(folder, "gcg", "predictions", image["id"] + ".json"))
         got = list(zip(pred["phrases"], (decode(m) for m in pred["pred_masks"])))
         want = phrases[image["id"]]
+        for phrase, mask in want:
+            named["phrases"] += 1
+            best = max(((iou(mask, m), p) for p, m in got), default=(0.0, ""))
+            if best[0] < MISS_IOU:
+                continue
+            named["found"] += 1
+            true_words, said = set(attribute_words(phrase)), set(attribute_words(best[1]))
+            named["colour_right"] += true_words & COLOURS == said & COLOURS
+            named["shape_right"] += true_words & SHAPES == said & SHAPES
         for mode, same in (("word_for_word", lambda p, q: p.strip() == q.strip()),
                            ("colour_and_shape",
                             lambda p, q: attribute_words(p) == attribute_words(q))):
@@ -102,7 +114,7 @@ def gcg_report(folder):
                 worst = min(worst, best[0])
             if ok:
                 whole[mode].append({"image": image["id"], "lowest_iou": round(worst, 3)})
-    return {"scenes": len(truth["images"]), "answered_whole": whole}
+    return {"scenes": len(truth["images"]), "answered_whole": whole, "attributes_named": named}
 
 
 def refseg_report(folder):
@@ -158,6 +170,9 @@ def main():
           f"{len(g['answered_whole']['colour_and_shape'])} with colour and shape right")
     for s in g["answered_whole"]["word_for_word"]:
         print(f"  word for word: {s['image']} (lowest mask IoU {s['lowest_iou']})")
+    a = g["attributes_named"]
+    print(f"  true phrases whose mask is found (IoU >= {MISS_IOU}): {a['found']} of {a['phrases']}; "
+          f"their phrase names the colour in {a['colour_right']}, the shape in {a['shape_right']}")
     print(f"refseg: {r['expressions']} expressions, mean IoU {r['mean_iou']:.3f}")
     for n, s in r["mean_iou_by_objects"].items():
         print(f"  {n} object(s): {s['expressions']:4d} expressions, mean IoU {s['mean_iou']:.3f}")
