@@ -11,8 +11,9 @@
 # usage: OUT=DIR scripts/gpu-session.sh        (from the repository root)
 # Environment: BUDGET (seconds for the whole script, default 575), TRAIN_UNTIL (seconds after the
 # start at which training must end, default 400; 0 skips training), RECIPE (the training recipe,
-# default resources/train/glamm-shapes-gpu.json), CAL_STEPS (calibration steps, default 40), DEV_TARBALL (the carried sentencepiece module +
-# nlohmann headers, default .dev/dev.tar.xz: see docs/gpu.md for how it is made). For a dry run
+# default resources/train/glamm-shapes-gpu.json), CAL_STEPS (calibration steps, default 40),
+# DEV_TARBALL (the carried sentencepiece module + nlohmann headers, default .dev/dev.tar.xz: see
+# docs/gpu.md for how it is made). For a dry run
 # on a CPU machine: DEVICE=cpu SKIP_BENCH=1 BUILD=build-lean BUILD_TYPE=RelWithDebInfo.
 set -uo pipefail
 T0=$(date +%s)

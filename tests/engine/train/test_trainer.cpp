@@ -27,6 +27,10 @@ using namespace glamm;
 
 namespace {
 
+// The training-only heads' files in a checkpoint (train::AuxHeads).
+constexpr const char* kHeadFiles[] = {"patch_head.pt", "sam_patch_head.pt", "region_head.pt",
+                                      "seg_head.pt"};
+
 train::TrainConfig tiny_recipe() {
     return train::load_train_config(test::data_path("train/tiny-recipe.json"));
 }
@@ -267,7 +271,7 @@ TEST(Trainer, AuxiliaryLossesTrainHeadsThatCheckpointsKeepAndReleasesLeaveOut) {
     }
     EXPECT_GT(region_max, 1.0); // logged on the steps with a box
     EXPECT_GT(seg_max, 1.0);    // and on those with a mask
-    for (const char* head : {"patch_head.pt", "sam_patch_head.pt", "region_head.pt", "seg_head.pt"})
+    for (const char* head : kHeadFiles)
         EXPECT_TRUE(fs::exists(fs::path(straight) / "checkpoints" / "step-4" / head)) << head;
 
     train::train(recipe, resumed, false, {}, 2);
@@ -293,8 +297,10 @@ TEST(Trainer, AuxiliaryLossesTrainHeadsThatCheckpointsKeepAndReleasesLeaveOut) {
     // as they started); from a release (no heads there) they start afresh.
     train::TrainConfig frozen = recipe;
     frozen.learning_rate = frozen.min_learning_rate = 0;
-    const std::string from_checkpoint = test::make_temp_dir("train-aux-init-ckpt"),
-                      from_release    = test::make_temp_dir("train-aux-init-release");
+
+    const std::string from_checkpoint = test::make_temp_dir("train-aux-init-ckpt");
+    const std::string from_release    = test::make_temp_dir("train-aux-init-release");
+
     frozen.init = straight + "/checkpoints/step-4";
     train::train(frozen, from_checkpoint, false);
     frozen.init = straight;
@@ -304,13 +310,13 @@ TEST(Trainer, AuxiliaryLossesTrainHeadsThatCheckpointsKeepAndReleasesLeaveOut) {
         torch::load(head, file.string());
         return head->weight.detach().clone();
     };
-    for (const char* head : {"patch_head.pt", "sam_patch_head.pt", "region_head.pt", "seg_head.pt"}) {
+    for (const char* head : kHeadFiles) {
         const at::Tensor init = head_weight(fs::path(straight) / "checkpoints/step-4" / head);
         EXPECT_TRUE(torch::equal(
             init, head_weight(fs::path(from_checkpoint) / "checkpoints/step-4" / head)))
             << head;
-        EXPECT_FALSE(torch::equal(
-            init, head_weight(fs::path(from_release) / "checkpoints/step-4" / head)))
+        EXPECT_FALSE(
+            torch::equal(init, head_weight(fs::path(from_release) / "checkpoints/step-4" / head)))
             << head;
     }
 }
