@@ -72,8 +72,9 @@ const Registrar registrar{Command{
     "DIR/loss.svg. --resume continues from the newest checkpoint; --steps N runs at most N\n"
     "steps now (the schedule still follows the recipe). Ctrl-C, or --time-limit seconds after\n"
     "the start, stops after the current step and writes a checkpoint and the release there.\n"
-    "--init DIR starts from the weights and tokenizer of DIR/glamm + DIR/clip (a release or a\n"
-    "run) instead of a fresh initialisation: a second stage with its own schedule.\n"
+    "--init DIR starts from the weights and tokenizer of DIR/glamm + DIR/clip (a release, a\n"
+    "run or a checkpoint, whose training-only heads come too) instead of a fresh\n"
+    "initialisation: a second stage with its own schedule.\n"
     "Recipe format: docs/training.md (resources/train/glamm-shapes.json is the shipped one).",
     run_train}};
 
