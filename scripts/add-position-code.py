@@ -11,7 +11,8 @@ the MAE-style 2-D code (half the channels sin/cos of the row, half of the column
 
 Why: trained from scratch (N(0, 0.02) init, as HF's CLIP), GLaMM-Shapes' tower kept position
 embeddings whose varying part has an RMS of 0.09 against 2.2 for the patch projection of real
-scenes: the tower is nearly blind to where a patch is, and names shapes at chance (docs/training.md).
+scenes: the tower is nearly blind to where a patch is, and the model names shapes at chance. Stage
+9 started from a copy made by this script and still named shapes at chance (the model card).
 DST is meant for `glamm train --init DST`.
 """
 import argparse
