@@ -9,34 +9,15 @@ usage: compare-dump.py GOLDEN.safetensors OURS.safetensors [--rel-tol 1e-3] [--m
 Prints one line per tensor and exits 1 when any tensor is outside its tolerance.
 """
 import argparse
-import json
-import struct
 import sys
 
 import numpy as np
 
-DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,
-          "U8": np.uint8, "BOOL": np.bool_}
+import safetensors_io
 
 
 def load(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for key, info in header.items():
-        if key == "__metadata__":
-            continue
-        begin, end = info["data_offsets"]
-        raw = data[begin:end]
-        if info["dtype"] == "BF16":  # bf16 = the high half of a float32
-            halves = np.frombuffer(raw, dtype=np.uint16).astype(np.uint32) << 16
-            array = halves.view(np.float32)
-        else:
-            array = np.frombuffer(raw, dtype=DTYPES[info["dtype"]])
-        out[key] = array.reshape(info["shape"])
-    return out
+    return safetensors_io.read(path)[1]
 
 
 def main():
