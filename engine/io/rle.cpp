@@ -61,16 +61,21 @@ Rle rle_encode(const uint8_t* mask, int64_t height, int64_t width) {
 }
 
 std::vector<uint8_t> rle_decode(const Rle& rle) {
-    std::vector<uint8_t> mask(static_cast<size_t>(rle.height * rle.width), 0);
-    int64_t p = 0;
-    uint8_t v = 0;
+    const int64_t h = rle.height, w = rle.width;
+    std::vector<uint8_t> mask(static_cast<size_t>(h * w), 0);
+    int64_t p = 0; // column-major position of the run's start
+    bool ones = false;
     for (uint32_t run : rle.counts) {
-        if (p + run > rle.height * rle.width) fail("RLE runs exceed the mask size");
-        for (uint32_t k = 0; k < run; ++k, ++p) {
-            const int64_t x = p / rle.height, y = p % rle.height;
-            mask[static_cast<size_t>(y * rle.width + x)] = v;
+        if (p + run > h * w) fail("RLE runs exceed the mask size");
+        if (ones) { // runs of zeros are already there
+            int64_t x = p / h, y = p % h;
+            for (uint32_t k = 0; k < run; ++k) {
+                mask[static_cast<size_t>(y * w + x)] = 1;
+                if (++y == h) y = 0, ++x;
+            }
         }
-        v = 1 - v;
+        p += run;
+        ones = !ones;
     }
     return mask;
 }
