@@ -44,11 +44,12 @@ constexpr double kEmbeddingInitStd = 0.02;
 // teacher-forces this one).
 constexpr char kRefsegAnswer[] = "Sure, it is [SEG].";
 // The training-only heads' weights in a checkpoint folder (LossWeights::patch, sam_patch,
-// region).
+// region, seg, object).
 constexpr char kPatchHeadFile[]    = "patch_head.pt";
 constexpr char kSamPatchHeadFile[] = "sam_patch_head.pt";
 constexpr char kRegionHeadFile[]   = "region_head.pt";
 constexpr char kSegHeadFile[]      = "seg_head.pt";
+constexpr char kObjectHeadFile[]   = "object_head.pt";
 
 // The seven tokens GLaMM adds after the sentencepiece vocabulary, in the order of its
 // added_tokens.json.
@@ -168,6 +169,7 @@ struct PreparedSample {
     at::Tensor mask_targets;     // [K, H0, W0] f32, undefined when K = 0
     at::Tensor patch_labels;     // [2, G*G] long (patch_labels()), when the recipe asks for them
     at::Tensor sam_patch_labels; // [2, G'*G'] long (sam_patch_labels()), likewise
+    ObjectViews objects;         // [N, G*G] coverage, [2, N] classes (object_views()), likewise
 };
 
 // The B samples of `step`: scene step*B + i with task and wording drawn from (seed, step, i), so
@@ -184,12 +186,14 @@ std::vector<PreparedSample> prepare_batch(const TrainConfig& config, const Glamm
             if (config.loss.patch > 0) p.patch_labels = patch_labels(ann, model.clip_config);
             if (config.loss.sam_patch > 0)
                 p.sam_patch_labels = sam_patch_labels(ann, model.config.grounding_encoder);
+            if (config.loss.object > 0) p.objects = object_views(ann, model.clip_config);
             p.sample        = make_sample(ann, std::move(image), draw_task(config.tasks, rng), rng);
             const Sample& s = p.sample;
             p.clip_pixels   = preprocess_clip(s.image, model.clip_config, model.clip_processor);
-            p.sam           = preprocess_sam(s.image, model.config.grounding_encoder);
-            p.ids           = tok.encode_with_image(model.first_turn_prompt(s.instruction));
-            p.answer_start  = static_cast<int64_t>(p.ids.size());
+            if (config.tower_only) continue; // nothing else reads the scene
+            p.sam          = preprocess_sam(s.image, model.config.grounding_encoder);
+            p.ids          = tok.encode_with_image(model.first_turn_prompt(s.instruction));
+            p.answer_start = static_cast<int64_t>(p.ids.size());
             const std::vector<int64_t> answer = tok.encode(s.answer, false);
             p.ids.insert(p.ids.end(), answer.begin(), answer.end());
             p.ids.push_back(tok.eos_id());
@@ -358,6 +362,7 @@ struct AuxHeads {
     torch::nn::Linear sam_patch{nullptr}; // SAM embedding cells -> classes
     torch::nn::Linear region{nullptr};    // <bbox> embeddings -> classes
     torch::nn::Linear seg{nullptr};       // states before [SEG] -> classes
+    torch::nn::Linear object{nullptr};    // CLIP features pooled per object -> classes
 
     AuxHeads(const GlammModel& model, const LossWeights& weights) {
         const int64_t classes = patch_shape_classes() + patch_colour_classes();
@@ -366,6 +371,7 @@ struct AuxHeads {
             sam_patch = torch::nn::Linear(model.config.grounding_encoder.prompt_embed_dim, classes);
         if (weights.region > 0) region = torch::nn::Linear(model.config.llama.hidden_size, classes);
         if (weights.seg > 0) seg = torch::nn::Linear(model.config.llama.hidden_size, classes);
+        if (weights.object > 0) object = torch::nn::Linear(model.clip_config.hidden_size, classes);
         for (const auto& entry : files()) (*entry.first)->to(model.device);
     }
     // The heads that exist, with their checkpoint files.
@@ -375,6 +381,7 @@ struct AuxHeads {
         if (!sam_patch.is_empty()) out.emplace_back(&sam_patch, kSamPatchHeadFile);
         if (!region.is_empty()) out.emplace_back(&region, kRegionHeadFile);
         if (!seg.is_empty()) out.emplace_back(&seg, kSegHeadFile);
+        if (!object.is_empty()) out.emplace_back(&object, kObjectHeadFile);
         return out;
     }
 };
@@ -440,18 +447,18 @@ double learning_rate_at(const TrainConfig& c, int64_t step) {
 // ---------------------------------------------------------------------------------------------
 // Loss curves
 
-constexpr size_t kCsvLineBytes = 200; // a row is at most ~140 characters
+constexpr size_t kCsvLineBytes = 200; // a row is at most ~155 characters
 const char* kCsvHeader =
     "step,learning_rate,loss,ce,bce,dice,masks,tokens,seconds,data_seconds,patch,sam_patch,region,"
-    "seg";
+    "seg,object";
 
 std::string csv_row(const StepLog& s) {
     char line[kCsvLineBytes];
     std::snprintf(line, sizeof line,
-                  "%lld,%.6g,%.6f,%.6f,%.6f,%.6f,%lld,%lld,%.3f,%.3f,%.6f,%.6f,%.6f,%.6f",
+                  "%lld,%.6g,%.6f,%.6f,%.6f,%.6f,%lld,%lld,%.3f,%.3f,%.6f,%.6f,%.6f,%.6f,%.6f",
                   static_cast<long long>(s.step), s.learning_rate, s.loss, s.ce, s.bce, s.dice,
                   static_cast<long long>(s.masks), static_cast<long long>(s.tokens), s.seconds,
-                  s.data_seconds, s.patch, s.sam_patch, s.region, s.seg);
+                  s.data_seconds, s.patch, s.sam_patch, s.region, s.seg, s.object);
     return line;
 }
 
@@ -529,7 +536,7 @@ std::string loss_svg(const std::vector<std::string>& rows) {
 
 struct BatchLoss {
     at::Tensor total;
-    double ce = 0, bce = 0, dice = 0, patch = 0, sam_patch = 0, region = 0, seg = 0;
+    double ce = 0, bce = 0, dice = 0, patch = 0, sam_patch = 0, region = 0, seg = 0, object = 0;
     int64_t masks = 0, tokens = 0;
 };
 
@@ -555,11 +562,40 @@ at::Tensor attribute_loss(const at::Tensor& features, torch::nn::Linear& head,
            F::cross_entropy(colour_logits, rows.select(row_dim, 1).reshape(-1));
 }
 
+// The losses on the tower's image features [B, P, C] (LossWeights::patch, object), added to
+// out.total.
+void add_tower_losses(const at::Tensor& features, const std::vector<PreparedSample>& batch,
+                      const LossWeights& weights, AuxHeads& heads, BatchLoss& out) {
+    if (!heads.patch.is_empty()) {
+        std::vector<at::Tensor> labels;
+        for (const PreparedSample& p : batch) labels.push_back(p.patch_labels);
+        const at::Tensor patch =
+            attribute_loss(features, heads.patch, torch::stack(labels)); // [B, P, C]
+        out.total = out.total + weights.patch * patch;
+        out.patch = patch.item<double>();
+    }
+    if (!heads.object.is_empty()) {
+        std::vector<at::Tensor> pooled, classes;
+        for (size_t b = 0; b < batch.size(); ++b) {
+            const ObjectViews& o = batch[b].objects;
+            if (o.coverage.size(0) == 0) continue;
+            const at::Tensor w = o.coverage.to(features.device());             // [N, P]
+            pooled.push_back(w.matmul(features[int64_t(b)]) / w.sum(1, true)); // [N, C]
+            classes.push_back(o.classes);
+        }
+        if (pooled.empty()) return;
+        const at::Tensor loss =
+            attribute_loss(torch::cat(pooled), heads.object, torch::cat(classes, 1));
+        out.total  = out.total + weights.object * loss;
+        out.object = loss.item<double>();
+    }
+}
+
 // Forward of B samples and GLaMM's loss (ref: model/GLaMM.py model_forward, training branch);
 // with `heads`, the losses that are not GLaMM's on top (LossWeights::patch, sam_patch, region,
-// seg).
+// seg, object). `tower_only`: the vision tower and its losses alone (TrainConfig::tower_only).
 BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>& batch,
-                     const LossWeights& weights, AuxHeads& heads) {
+                     const LossWeights& weights, AuxHeads& heads, bool tower_only) {
     const Tokenizer& tok      = *model.tokenizer;
     const c10::Device device  = model.device;
     const int64_t num_samples = static_cast<int64_t>(batch.size());
@@ -572,6 +608,12 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>&
     }
     const ClipVisionFeatures clip =
         model.clip->forward(torch::cat(clip_pixels).to(device), model.clip_selection);
+    if (tower_only) {
+        BatchLoss out;
+        out.total = torch::zeros({}, torch::kFloat).to(device);
+        add_tower_losses(clip.image_features, batch, weights, heads, out);
+        return out;
+    }
     const at::Tensor image_embeds = model.mm_projector->forward(clip.image_features); // [B, P, H]
     const at::Tensor sam_embeds =
         model.sam_image_encoder->forward(torch::cat(sam_pixels).to(device)); // [B, D, G, G]
@@ -683,14 +725,7 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>&
     const at::Tensor bce_mean  = bce / denominator;
     const at::Tensor dice_mean = dice / denominator;
     out.total = weights.ce * ce + weights.bce * bce_mean + weights.dice * dice_mean;
-    if (!heads.patch.is_empty()) {
-        std::vector<at::Tensor> labels;
-        for (const PreparedSample& p : batch) labels.push_back(p.patch_labels);
-        const at::Tensor patch =
-            attribute_loss(clip.image_features, heads.patch, torch::stack(labels)); // [B, P, C]
-        out.total = out.total + weights.patch * patch;
-        out.patch = patch.item<double>();
-    }
+    add_tower_losses(clip.image_features, batch, weights, heads, out);
     if (!heads.sam_patch.is_empty()) {
         std::vector<at::Tensor> labels;
         for (const PreparedSample& p : batch) labels.push_back(p.sam_patch_labels);
@@ -744,12 +779,13 @@ struct GridView {
     int64_t rh = 0, rw = 0, top = 0, left = 0;
 };
 
-// [2, grid*grid] shape and colour classes of the object covering most of each cell (at least a
-// quarter of it; else background).
-at::Tensor grid_labels(const synth::SceneAnnotation& scene, const GridView& view) {
-    // Sample points per cell side: 4 x 4 points decide which object covers most of a cell.
-    constexpr int64_t kPoints = 4;
-    constexpr int64_t kQuorum = kPoints * kPoints / 4; // an object must cover a quarter of it
+// Sample points per cell side: 4 x 4 points per cell decide what covers it.
+constexpr int64_t kPoints = 4;
+
+// [objects, grid*grid]: how many of each cell's kPoints² sample points fall on each object's
+// visible mask.
+std::vector<std::vector<int>> cell_votes(const synth::SceneAnnotation& scene,
+                                         const GridView& view) {
     const int64_t width = scene.width, height = scene.height;
     const int64_t grid = view.grid, patch = view.cell, rh = view.rh, rw = view.rw;
     const int64_t top = view.top, left = view.left;
@@ -761,12 +797,10 @@ at::Tensor grid_labels(const synth::SceneAnnotation& scene, const GridView& view
             if (pixels[i]) owner[i] = static_cast<int16_t>(k);
     }
     // Continuous coordinates in the resized image, pixel edges at integers.
-    at::Tensor labels = at::zeros({2, grid * grid}, at::kLong); // [2, G*G]
-    auto out          = labels.accessor<int64_t, 2>();
-    std::vector<int> votes(scene.objects.size());
+    std::vector<std::vector<int>> votes(scene.objects.size(),
+                                        std::vector<int>(static_cast<size_t>(grid * grid)));
     for (int64_t gy = 0; gy < grid; ++gy) {
         for (int64_t gx = 0; gx < grid; ++gx) {
-            std::fill(votes.begin(), votes.end(), 0);
             for (int64_t j = 0; j < kPoints; ++j) {
                 for (int64_t i = 0; i < kPoints; ++i) {
                     const double u = left + gx * patch + (i + 0.5) * patch / kPoints;
@@ -777,29 +811,66 @@ at::Tensor grid_labels(const synth::SceneAnnotation& scene, const GridView& view
                     const int64_t y =
                         std::clamp<int64_t>(int64_t(v * height / double(rh)), 0, height - 1);
                     const int16_t o = owner[static_cast<size_t>(y * width + x)];
-                    if (o >= 0) ++votes[static_cast<size_t>(o)];
+                    if (o >= 0) ++votes[static_cast<size_t>(o)][size_t(gy * grid + gx)];
                 }
             }
-            const auto best = std::max_element(votes.begin(), votes.end());
-            if (best == votes.end() || *best < kQuorum) continue;
-            const AttributeClasses c =
-                attribute_classes(scene.objects[size_t(best - votes.begin())].object);
-            out[0][gy * grid + gx] = c[0];
-            out[1][gy * grid + gx] = c[1];
         }
     }
+    return votes;
+}
+
+// [2, grid*grid] shape and colour classes of the object covering most of each cell (at least a
+// quarter of it; else background).
+at::Tensor grid_labels(const synth::SceneAnnotation& scene, const GridView& view) {
+    constexpr int kQuorum                     = kPoints * kPoints / 4; // a quarter of the cell
+    const std::vector<std::vector<int>> votes = cell_votes(scene, view);
+    const int64_t cells                       = view.grid * view.grid;
+    at::Tensor labels                         = at::zeros({2, cells}, at::kLong); // [2, G*G]
+    auto out                                  = labels.accessor<int64_t, 2>();
+    for (int64_t c = 0; c < cells; ++c) {
+        int best     = 0;
+        size_t owner = 0;
+        for (size_t k = 0; k < votes.size(); ++k)
+            if (votes[k][size_t(c)] > best) best = votes[k][size_t(c)], owner = k;
+        if (best < kQuorum) continue;
+        const AttributeClasses classes = attribute_classes(scene.objects[owner].object);
+        out[0][c]                      = classes[0];
+        out[1][c]                      = classes[1];
+    }
     return labels;
+}
+
+// The tower's view of a scene: resized to (rh, rw) with the short side `image_size`,
+// centre-cropped (clip_resize_and_crop).
+GridView clip_view(const synth::SceneAnnotation& scene, const ClipVisionConfig& clip) {
+    const int64_t side  = clip.image_size;
+    const auto [rh, rw] = clip_resize_hw(scene.height, scene.width, side);
+    return {side / clip.patch_size, clip.patch_size, rh, rw, (rh - side) / 2, (rw - side) / 2};
 }
 
 } // namespace
 
 at::Tensor patch_labels(const synth::SceneAnnotation& scene, const ClipVisionConfig& clip) {
-    // The tower's view: resized to (rh, rw) with the short side `side`, centre-cropped
-    // (clip_resize_and_crop).
-    const int64_t side  = clip.image_size;
-    const auto [rh, rw] = clip_resize_hw(scene.height, scene.width, side);
-    return grid_labels(
-        scene, {side / clip.patch_size, clip.patch_size, rh, rw, (rh - side) / 2, (rw - side) / 2});
+    return grid_labels(scene, clip_view(scene, clip));
+}
+
+ObjectViews object_views(const synth::SceneAnnotation& scene, const ClipVisionConfig& clip) {
+    const GridView view                       = clip_view(scene, clip);
+    const std::vector<std::vector<int>> votes = cell_votes(scene, view);
+    std::vector<at::Tensor> coverage;
+    std::vector<int64_t> classes; // shape, colour per object
+    for (size_t k = 0; k < votes.size(); ++k) {
+        if (std::all_of(votes[k].begin(), votes[k].end(), [](int v) { return v == 0; })) continue;
+        coverage.push_back(torch::tensor(votes[k], torch::kInt).to(torch::kFloat) /
+                           double(kPoints * kPoints));
+        const AttributeClasses c = attribute_classes(scene.objects[k].object);
+        classes.insert(classes.end(), c.begin(), c.end());
+    }
+    const int64_t cells = view.grid * view.grid;
+    ObjectViews out;
+    out.coverage = coverage.empty() ? at::zeros({0, cells}) : torch::stack(coverage);   // [N, G*G]
+    out.classes  = torch::tensor(classes, torch::kLong).view({-1, 2}).t().contiguous(); // [2, N]
+    return out;
 }
 
 at::Tensor sam_patch_labels(const synth::SceneAnnotation& scene, const SamConfig& sam) {
@@ -870,7 +941,8 @@ TrainConfig parse_train_config(const std::string& json_text, const std::string& 
                   optional("patch"),
                   optional("sam_patch"),
                   optional("region"),
-                  optional("seg")};
+                  optional("seg"),
+                  optional("object")};
     }
     if (j.contains("tasks")) {
         const auto& t = j["tasks"];
@@ -882,6 +954,13 @@ TrainConfig parse_train_config(const std::string& json_text, const std::string& 
     if (j.contains("device")) c.device = j["device"].get<std::string>();
     if (j.contains("threads")) c.threads = j["threads"].get<int>();
     if (j.contains("init")) c.init = j["init"].get<std::string>();
+    if (j.contains("tower_only")) {
+        if (!j["tower_only"].is_boolean()) fail(where, ": tower_only must be true or false");
+        c.tower_only = j["tower_only"].get<bool>();
+        if (c.tower_only && !(c.loss.patch > 0) && !(c.loss.object > 0))
+            fail(where, ": tower_only trains the tower on loss.patch and loss.object; give one of "
+                        "them a positive weight");
+    }
     return c;
 }
 
@@ -935,6 +1014,8 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
     if (config.loss.patch > 0) recipe["patch_loss"] = config.loss.patch;
     if (config.loss.sam_patch > 0) recipe["sam_patch_loss"] = config.loss.sam_patch;
     if (config.loss.region > 0) recipe["region_loss"] = config.loss.region;
+    if (config.loss.object > 0) recipe["object_loss"] = config.loss.object;
+    if (config.tower_only) recipe["tower_only"] = true;
     const int64_t start_checkpoint = resume ? newest_checkpoint(paths) : -1;
     if (start_checkpoint >= 0) {
         const nlohmann::json saved =
@@ -1065,7 +1146,7 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
         for (auto& group : optimizer.param_groups())
             static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
         optimizer.zero_grad();
-        BatchLoss loss = batch_loss(*model, batch, config.loss, heads);
+        BatchLoss loss = batch_loss(*model, batch, config.loss, heads, config.tower_only);
         loss.total.backward();
         // The global gradient norm (clipped to grad_clip when set) is one number to check: a step
         // whose gradients are not finite is skipped (as a loss scaler would), a run of them ends
@@ -1097,6 +1178,7 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
         log.sam_patch     = loss.sam_patch;
         log.region        = loss.region;
         log.seg           = loss.seg;
+        log.object        = loss.object;
         log.masks         = loss.masks;
         log.tokens        = loss.tokens;
         log.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

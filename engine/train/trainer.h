@@ -45,6 +45,12 @@ struct LossWeights {
     // SAM prompt itself, text_hidden_fcs' output, the head raised the mask loss: DICE 0.53 ->
     // 0.64 in 500 steps.) 0 leaves it out.
     double seg = 0.0;
+    // And the weight of one on the tower's features pooled over each object (object_views: the
+    // mean of the patch features weighted by how much of each patch the object covers): the
+    // object's shape and colour. Where the patch loss asks every patch for the shape of the
+    // object it shows (which a patch inside a large object cannot see), this one asks the object
+    // as a whole, as CLIP's pretraining asks the whole image. 0 leaves it out.
+    double object = 0.0;
 };
 
 // How often each task is drawn for a sample (normalised by their sum).
@@ -68,6 +74,10 @@ struct TrainConfig {
     // A folder with glamm/ and clip/ (a release or a run) whose weights and tokenizer the training
     // starts from instead of a fresh initialisation (a second stage; empty: from scratch).
     std::string init;
+    // Train the vision tower alone, on the losses that read it (patch, object): no language model,
+    // projector or SAM in the step, which then costs a fraction of a whole one. A stage that
+    // teaches the tower before the rest learns to read it.
+    bool tower_only    = false;
     std::string device = "cpu";
     int threads        = 0; // 0: all cores
     // Make the next batch on the CPU while a step runs: -1 when the model is on a GPU, 0 never,
@@ -85,6 +95,15 @@ at::Tensor patch_labels(const synth::SceneAnnotation& scene, const ClipVisionCon
 // (longest side resized to `sam.img_size`, padded right and below: padding is background),
 // G = img_size / patch_size cells of patch_size pixels, row-major as the embedding's [D, G, G].
 at::Tensor sam_patch_labels(const synth::SceneAnnotation& scene, const SamConfig& sam);
+// The objects as the tower sees the scene (the view of patch_labels), for the object loss:
+// coverage [N, G*G] f32, the share of each patch's sample points on the object's visible mask,
+// and classes [2, N] long (shape row, colour row as in patch_labels), for the N objects the view
+// holds any of (the centre crop can cut one away).
+struct ObjectViews {
+    at::Tensor coverage;
+    at::Tensor classes;
+};
+ObjectViews object_views(const synth::SceneAnnotation& scene, const ClipVisionConfig& clip);
 // Classes of the two rows above (also of a region's labels).
 int64_t patch_shape_classes();
 int64_t patch_colour_classes();
@@ -101,6 +120,7 @@ struct StepLog {
     double sam_patch = 0; // the per-cell loss on SAM's embedding (0 when none)
     double region    = 0; // the loss on <bbox> embeddings (0 when none or no box in the batch)
     double seg    = 0; // the loss on the states before [SEG] (0 when none or no mask in the batch)
+    double object = 0; // the loss on the tower's features pooled per object (0 when none)
     int64_t masks = 0, tokens = 0;
     double seconds      = 0; // wall time of the step
     double data_seconds = 0; // of which making (or, prefetched, waiting for) the batch

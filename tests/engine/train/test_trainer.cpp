@@ -29,7 +29,7 @@ namespace {
 
 // The training-only heads' files in a checkpoint (train::AuxHeads).
 constexpr const char* kHeadFiles[] = {"patch_head.pt", "sam_patch_head.pt", "region_head.pt",
-                                      "seg_head.pt"};
+                                      "seg_head.pt", "object_head.pt"};
 
 train::TrainConfig tiny_recipe() {
     return train::load_train_config(test::data_path("train/tiny-recipe.json"));
@@ -231,6 +231,18 @@ TEST(Trainer, RefusesMisuse) {
                   std::string::npos)
             << e.what();
     }
+    // A tower-only stage needs a loss that reads the tower.
+    std::ifstream tiny(test::data_path("train/tiny-recipe.json"));
+    nlohmann::json tower_only = nlohmann::json::parse(tiny);
+    tower_only["tower_only"]  = true;
+    try {
+        train::parse_train_config(tower_only.dump(), "r.json");
+        FAIL() << "expected an error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("r.json: tower_only"), std::string::npos) << e.what();
+    }
+    tower_only["loss"]["object"] = 1.0;
+    EXPECT_TRUE(train::parse_train_config(tower_only.dump(), "r.json").tower_only);
     // A recipe with a bad field names it.
     EXPECT_THROW(train::parse_train_config(R"({"model": {}})", "r.json"), Error);
     try {
@@ -241,7 +253,8 @@ TEST(Trainer, RefusesMisuse) {
 }
 
 TEST(Trainer, AuxiliaryLossesTrainHeadsThatCheckpointsKeepAndReleasesLeaveOut) {
-    // The losses that are not GLaMM's (LossWeights::patch, sam_patch, region, seg): each is logged,
+    // The losses that are not GLaMM's (LossWeights::patch, sam_patch, region, seg, object): each is
+    // logged,
     // a run resumed from a checkpoint ends bit-identical (the heads and their optimiser state are
     // in the checkpoint), the release holds exactly the keys GLaMM's architecture has, and the
     // weights differ from the same run without them.
@@ -252,6 +265,7 @@ TEST(Trainer, AuxiliaryLossesTrainHeadsThatCheckpointsKeepAndReleasesLeaveOut) {
     recipe.loss.sam_patch           = 1.0;
     recipe.loss.region              = 1.0;
     recipe.loss.seg                 = 1.0;
+    recipe.loss.object              = 1.0;
     const std::string straight      = test::make_temp_dir("train-aux"),
                       resumed       = test::make_temp_dir("train-aux-resumed"),
                       plain         = test::make_temp_dir("train-aux-none");
@@ -263,6 +277,7 @@ TEST(Trainer, AuxiliaryLossesTrainHeadsThatCheckpointsKeepAndReleasesLeaveOut) {
     // Two cross-entropies over 9 shape and 13 colour classes start near ln 9 + ln 13 = 4.8.
     EXPECT_GT(logs[0].patch, 1.0);
     EXPECT_GT(logs[0].sam_patch, 1.0);
+    EXPECT_GT(logs[0].object, 1.0);
     double region_max = 0, seg_max = 0;
     for (const auto& s : logs) {
         region_max = std::max(region_max, s.region);
@@ -356,4 +371,65 @@ TEST(PatchLabels, SamCellsFollowResizeLongestSideAndPaddingByHand) {
     // 64 x 128 halves to 32 x 64 at the left: columns 2-3 are padding.
     expect_cells(train::sam_patch_labels(scene_with_box(64, 128, 0, 0, 64, 128), sam),
                  {0, 1, 4, 5, 8, 9, 12, 13});
+}
+
+TEST(ObjectViews, CoverThePatchesOfEachObjectInTheTowersViewByHand) {
+    // A 4 x 4 grid of 14-pixel patches over a 56-pixel tower input; a patch's coverage is the
+    // share of its 4 x 4 sample points (at 1.75, 5.25, 8.75, 12.25 along each side) on the mask.
+    ClipVisionConfig clip;
+    clip.image_size      = 56;
+    clip.patch_size      = 14;
+    const int64_t square = 1 + static_cast<int64_t>(synth::Shape::Square), red = 1;
+    auto expect_coverage = [](const train::ObjectViews& v, const std::vector<float>& want) {
+        ASSERT_EQ(v.coverage.sizes(), (std::vector<int64_t>{1, 16}));
+        for (int64_t k = 0; k < 16; ++k)
+            EXPECT_FLOAT_EQ(v.coverage[0][k].item<float>(), want[size_t(k)]) << "patch " << k;
+    };
+    // x 14..42, y 0..28: all of patches 1, 2, 5, 6.
+    const train::ObjectViews whole =
+        train::object_views(scene_with_box(56, 56, 14, 0, 42, 28), clip);
+    expect_coverage(whole, {0, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0});
+    ASSERT_EQ(whole.classes.sizes(), (std::vector<int64_t>{2, 1}));
+    EXPECT_EQ(whole.classes[0][0].item<int64_t>(), square);
+    EXPECT_EQ(whole.classes[1][0].item<int64_t>(), red);
+    // x 0..7 of every row: two of four sample columns of patches 0, 4, 8, 12.
+    expect_coverage(train::object_views(scene_with_box(56, 56, 0, 0, 7, 56), clip),
+                    {0.5, 0, 0, 0, 0.5, 0, 0, 0, 0.5, 0, 0, 0, 0.5, 0, 0, 0});
+    // A 4 x 4 block at 4..8: one sample point of patch 0 (which the patch loss calls background).
+    expect_coverage(train::object_views(scene_with_box(56, 56, 4, 4, 8, 8), clip),
+                    {1.0f / 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0});
+    // 112 x 56 is centre-cropped to x 28..84: an object at x 0..28 is out of the view.
+    const train::ObjectViews cut = train::object_views(scene_with_box(112, 56, 0, 0, 28, 56), clip);
+    EXPECT_EQ(cut.coverage.sizes(), (std::vector<int64_t>{0, 16}));
+    EXPECT_EQ(cut.classes.sizes(), (std::vector<int64_t>{2, 0}));
+}
+
+TEST(Trainer, ATowerOnlyStageTrainsTheTowerAndLeavesTheRestAsItWas) {
+    // tower_only: the step runs the vision tower and its losses alone; every weight outside
+    // the tower ends bit-identical to the init's, the tower's do not.
+    const std::string base    = test::make_temp_dir("train-tower-base"),
+                      tower   = test::make_temp_dir("train-tower-only");
+    train::TrainConfig recipe = tiny_recipe();
+    train::train(recipe, base, false);
+    recipe.init        = base;
+    recipe.tower_only  = true;
+    recipe.loss.object = 1.0;
+    std::vector<train::StepLog> logs;
+    train::TrainCallbacks callbacks;
+    callbacks.on_step = [&](const train::StepLog& s) { logs.push_back(s); };
+    train::train(recipe, tower, false, callbacks);
+    ASSERT_EQ(logs.size(), static_cast<size_t>(recipe.steps));
+    for (const auto& s : logs) {
+        EXPECT_GT(s.object, 1.0) << "step " << s.step; // near ln 9 + ln 13 = 4.8 at the start
+        EXPECT_EQ(s.ce, 0.0) << "step " << s.step;
+        EXPECT_EQ(s.masks, 0) << "step " << s.step;
+    }
+    expect_same_weights(base + "/glamm", tower + "/glamm");
+    const Checkpoint before = Checkpoint::open(base + "/clip"),
+                     after  = Checkpoint::open(tower + "/clip");
+    ASSERT_EQ(before.names(), after.names());
+    bool tower_changed = false;
+    for (const auto& key : before.names())
+        tower_changed |= !torch::equal(before.tensor(key), after.tensor(key));
+    EXPECT_TRUE(tower_changed);
 }
