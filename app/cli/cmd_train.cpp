@@ -51,6 +51,7 @@ int run_train(const std::vector<std::string>& argv) {
         add(config.loss.sam_patch, "sam_patch", s.sam_patch);
         add(config.loss.region, "region", s.region);
         add(config.loss.seg, "seg", s.seg);
+        add(config.loss.object, "object", s.object);
         std::fprintf(stderr,
                         "step %lld/%lld  loss %.4f  ce %.4f  bce %.4f  dice %.4f%s  lr %.2e  %.2f s\n",
                         static_cast<long long>(s.step), static_cast<long long>(config.steps), s.loss,
