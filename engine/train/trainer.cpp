@@ -1147,7 +1147,9 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
             static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
         optimizer.zero_grad();
         BatchLoss loss = batch_loss(*model, batch, config.loss, heads, config.tower_only);
-        loss.total.backward();
+        // A tower-only batch can hold nothing to learn from (only an object loss, and the centre
+        // crops cut every object away): then no gradient, and AdamW leaves the weights alone.
+        if (loss.total.requires_grad()) loss.total.backward();
         // The global gradient norm (clipped to grad_clip when set) is one number to check: a step
         // whose gradients are not finite is skipped (as a loss scaler would), a run of them ends
         // the training with the parameters named.
