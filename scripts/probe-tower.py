@@ -12,7 +12,8 @@ trainer's object loss pools the same way, train::object_views). A linear head is
 frozen features of TRAIN_SCENES' objects and scored on VAL_SCENES'. Prints the held-out shape and
 colour accuracy (chance: 1/8 and 1/12 of a balanced set).
 
-Needs python3-torch, python3-numpy and python3-pil (scripts/safetensors_io.py reads the weights).
+Needs python3-torch, python3-numpy and python3-pil (scripts/safetensors_io.py reads the weights,
+scripts/synth_data.py the masks).
 A diagnostic (model card, "What limits it"), not part of the suite.
 """
 import argparse
@@ -28,39 +29,12 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import safetensors_io  # noqa: E402
+import synth_data  # noqa: E402
 
-SHAPES = ["circle", "square", "rectangle", "triangle", "star", "ring", "hexagon", "cross"]
-COLOURS = ["red", "green", "blue", "yellow", "orange", "purple", "white", "black", "pink",
-           "brown", "grey", "cyan"]
+SHAPES, COLOURS = synth_data.SHAPES, synth_data.COLOURS
 CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073], np.float32)
 CLIP_STD = np.array([0.26862954, 0.26130258, 0.27577711], np.float32)
 SELECT_LAYER = -2  # GLaMM's mm_vision_select_layer
-
-
-def rle_decode(seg):
-    """COCO compressed RLE (pycocotools' rleFrString) -> [h, w] uint8."""
-    h, w = seg["size"]
-    s = seg["counts"].encode()
-    counts, p = [], 0
-    while p < len(s):
-        x, k, more = 0, 0, True
-        while more:
-            c = s[p] - 48
-            x |= (c & 0x1F) << (5 * k)
-            more = bool(c & 0x20)
-            p, k = p + 1, k + 1
-            if not more and (c & 0x10):
-                x |= -1 << (5 * k)
-        if len(counts) > 2:
-            x += counts[-2]
-        counts.append(x)
-    flat = np.zeros(h * w, np.uint8)
-    pos = 0
-    for i, c in enumerate(counts):
-        if i % 2:
-            flat[pos:pos + c] = 1
-        pos += c
-    return flat.reshape(w, h).T  # runs are column-major
 
 
 def load_scenes(folder, side, patch):
@@ -77,7 +51,7 @@ def load_scenes(folder, side, patch):
         crop = (left, top, left + side, top + side)
         images.append(np.asarray(image.resize((rw, rh), Image.BICUBIC).crop(crop), np.uint8))
         for o in scene["objects"]:
-            mask = Image.fromarray(rle_decode(o["segmentation"]) * 255)
+            mask = Image.fromarray(synth_data.decode(o["segmentation"]).astype(np.uint8) * 255)
             mask = np.asarray(mask.resize((rw, rh), Image.NEAREST).crop(crop), np.float32) / 255
             coverage = mask.reshape(grid, patch, grid, patch).mean(axis=(1, 3)).reshape(-1)
             if coverage.sum() > 0:
