@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 
 namespace glamm::synth {
 
@@ -55,26 +54,6 @@ bool in_polygon(const std::vector<std::array<double, 2>>& poly, double r, double
         }
     }
     return inside;
-}
-
-// cos and sin of a rotation. Pixels are tested object by object, so the last rotation's are kept
-// (per thread) rather than computed for every pixel: the same values, a tenth of `glamm synth`'s
-// time saved.
-std::array<double, 2> cos_sin(double rotation) {
-    thread_local double last = std::numeric_limits<double>::quiet_NaN(); // != any rotation
-    thread_local std::array<double, 2> cs{1, 0};
-    if (rotation != last) {
-        cs   = {std::cos(rotation), std::sin(rotation)};
-        last = rotation;
-    }
-    return cs;
-}
-
-// Point in the object's local (unrotated, centred) frame.
-std::array<double, 2> to_local(const SceneObject& o, double x, double y) {
-    const double dx = x - o.cx, dy = y - o.cy;
-    const auto [c, s] = cos_sin(o.rotation);
-    return {dx * c + dy * s, -dx * s + dy * c};
 }
 
 uint64_t splitmix(uint64_t x) {
@@ -189,10 +168,18 @@ const std::vector<NamedColour>& named_colours() {
     return colours;
 }
 
-bool shape_contains(const SceneObject& o, double x, double y) {
-    const auto [u, v] = to_local(o, x, y);
-    const double r    = o.radius;
-    switch (o.shape) {
+PlacedShape::PlacedShape(const SceneObject& o)
+    : object_(o), cos_(std::cos(o.rotation)), sin_(std::sin(o.rotation)) {}
+
+std::array<double, 2> PlacedShape::to_local(double x, double y) const {
+    const double dx = x - object_.cx, dy = y - object_.cy;
+    return {dx * cos_ + dy * sin_, -dx * sin_ + dy * cos_};
+}
+
+bool PlacedShape::contains(double x, double y) const {
+    const auto [u, v] = to_local(x, y);
+    const double r    = object_.radius;
+    switch (object_.shape) {
     case Shape::Circle:
         return u * u + v * v <= r * r;
     case Shape::Ring: {
@@ -202,7 +189,7 @@ bool shape_contains(const SceneObject& o, double x, double y) {
     case Shape::Square:
         return std::abs(u) <= r && std::abs(v) <= r;
     case Shape::Rectangle:
-        return std::abs(u) <= r && std::abs(v) <= r * o.aspect;
+        return std::abs(u) <= r && std::abs(v) <= r * object_.aspect;
     case Shape::Cross: {
         const double a = r * kCrossArmRatio;
         return (std::abs(u) <= r && std::abs(v) <= a) || (std::abs(u) <= a && std::abs(v) <= r);
@@ -210,9 +197,28 @@ bool shape_contains(const SceneObject& o, double x, double y) {
     case Shape::Triangle:
     case Shape::Hexagon:
     case Shape::Star:
-        return in_polygon(unit_polygon(o.shape), r, u, v);
+        return in_polygon(unit_polygon(object_.shape), r, u, v);
     }
     return false;
+}
+
+bool PlacedShape::texture_at(int64_t px, int64_t py) const {
+    const SceneObject& o = object_;
+    if (o.texture == Texture::Solid) return false;
+    const auto [u, v] = to_local(px + 0.5, py + 0.5);
+    // Stripe width and dot spacing follow the object's size, with a floor so they stay visible.
+    if (o.texture == Texture::Striped) {
+        const double period = std::max(6.0, o.radius / 2.5);
+        return int64_t(std::floor((u + 4 * o.radius) / (period / 2))) % 2 == 1;
+    }
+    const double cell = std::max(7.0, o.radius / 2.5);
+    const double fu   = u / cell - std::floor(u / cell) - 0.5;
+    const double fv   = v / cell - std::floor(v / cell) - 0.5;
+    return fu * fu + fv * fv < 0.09; // dot radius 0.3 cell
+}
+
+bool shape_contains(const SceneObject& o, double x, double y) {
+    return PlacedShape(o).contains(x, y);
 }
 
 std::array<int64_t, 4> shape_extent(const SceneObject& o) {
@@ -224,10 +230,11 @@ std::array<int64_t, 4> shape_extent(const SceneObject& o) {
 }
 
 int64_t shape_pixel_area(const SceneObject& o) {
+    const PlacedShape shape(o);
     const auto e = shape_extent(o);
     int64_t n    = 0;
     for (int64_t y = e[1]; y < e[3]; ++y)
-        for (int64_t x = e[0]; x < e[2]; ++x) n += shape_contains(o, x + 0.5, y + 0.5) ? 1 : 0;
+        for (int64_t x = e[0]; x < e[2]; ++x) n += shape.contains(x + 0.5, y + 0.5) ? 1 : 0;
     return n;
 }
 
@@ -240,17 +247,7 @@ std::array<uint8_t, 3> texture_colour(int colour) {
 }
 
 bool texture_pixel(const SceneObject& o, int64_t px, int64_t py) {
-    if (o.texture == Texture::Solid) return false;
-    const auto [u, v] = to_local(o, px + 0.5, py + 0.5);
-    // Stripe width and dot spacing follow the object's size, with a floor so they stay visible.
-    if (o.texture == Texture::Striped) {
-        const double period = std::max(6.0, o.radius / 2.5);
-        return int64_t(std::floor((u + 4 * o.radius) / (period / 2))) % 2 == 1;
-    }
-    const double cell = std::max(7.0, o.radius / 2.5);
-    const double fu   = u / cell - std::floor(u / cell) - 0.5;
-    const double fv   = v / cell - std::floor(v / cell) - 0.5;
-    return fu * fu + fv * fv < 0.09; // dot radius 0.3 cell
+    return PlacedShape(o).texture_at(px, py);
 }
 
 RenderedScene render_scene(const SceneSpec& spec) {
@@ -258,12 +255,13 @@ RenderedScene render_scene(const SceneSpec& spec) {
     RenderedScene out;
     const int64_t w = spec.width, h = spec.height;
     out.owner.assign(size_t(w * h), int16_t(-1));
+    std::vector<PlacedShape> shapes;
+    for (const SceneObject& o : spec.objects) shapes.emplace_back(o);
     for (size_t i = 0; i < spec.objects.size(); ++i) {
         const auto e = shape_extent(spec.objects[i]);
         for (int64_t y = std::max<int64_t>(e[1], 0); y < std::min(e[3], h); ++y)
             for (int64_t x = std::max<int64_t>(e[0], 0); x < std::min(e[2], w); ++x)
-                if (shape_contains(spec.objects[i], x + 0.5, y + 0.5))
-                    out.owner[size_t(y * w + x)] = int16_t(i);
+                if (shapes[i].contains(x + 0.5, y + 0.5)) out.owner[size_t(y * w + x)] = int16_t(i);
     }
     out.image.width  = w;
     out.image.height = h;
@@ -276,8 +274,8 @@ RenderedScene render_scene(const SceneSpec& spec) {
                 c = background_pixel(spec, x, y);
             } else {
                 const auto& o = spec.objects[size_t(k)];
-                c             = texture_pixel(o, x, y) ? texture_colour(o.colour)
-                                                       : named_colours().at(size_t(o.colour)).rgb;
+                c             = shapes[size_t(k)].texture_at(x, y) ? texture_colour(o.colour)
+                                                                   : named_colours().at(size_t(o.colour)).rgb;
             }
             std::copy(c.begin(), c.end(), out.image.rgb.begin() + (y * w + x) * 3);
         }

@@ -61,7 +61,24 @@ struct SceneSpec {
     std::vector<SceneObject> objects; // drawing order: later objects occlude earlier ones
 };
 
-// Whether the point (x, y) (pixel centres are at integer + 0.5) lies in the object's shape.
+// An object's shape placed in the image, for many point tests: the rotation's cosine and sine
+// are computed once, not per pixel (the rasteriser tests every pixel of each object's extent).
+class PlacedShape {
+public:
+    explicit PlacedShape(const SceneObject& o);
+    // Whether the point (x, y) (pixel centres are at integer + 0.5) lies in the shape.
+    bool contains(double x, double y) const;
+    // Whether pixel (px, py) shows the texture's second colour (texture_pixel).
+    bool texture_at(int64_t px, int64_t py) const;
+
+private:
+    std::array<double, 2> to_local(double x, double y) const; // the unrotated, centred frame
+    SceneObject object_;
+    double cos_ = 1, sin_ = 0;
+};
+
+// Whether the point (x, y) (pixel centres are at integer + 0.5) lies in the object's shape (one
+// test; PlacedShape for many).
 bool shape_contains(const SceneObject& o, double x, double y);
 // Axis-aligned box that encloses the shape: x0, y0, x1, y1 (pixels, inclusive-exclusive, may lie
 // outside the image).

@@ -296,11 +296,11 @@ std::vector<std::string> relations_between(const ObjectInfo& a, const ObjectInfo
         if (x.area == 0 || x.full_area >= y.full_area) return false;
         SceneObject filled = y.object;
         if (filled.shape == Shape::Ring) filled.shape = Shape::Circle;
+        const PlacedShape outline(filled);
         const auto m = rle_decode(x.mask);
         for (int64_t py = x.bbox[1]; py < x.bbox[3]; ++py)
             for (int64_t px = x.bbox[0]; px < x.bbox[2]; ++px)
-                if (m[size_t(py * x.mask.width + px)] &&
-                    !shape_contains(filled, px + 0.5, py + 0.5))
+                if (m[size_t(py * x.mask.width + px)] && !outline.contains(px + 0.5, py + 0.5))
                     return false;
         return true;
     };
