@@ -162,14 +162,12 @@ std::mt19937_64 sample_rng(uint64_t seed, int64_t step, int64_t slot) {
 // (in parallel, and ahead of the step when the model is on a GPU).
 struct PreparedSample {
     Sample sample;
-    at::Tensor clip_pixels;      // [1, 3, S, S]
-    SamPreprocessed sam;         // [1, 3, S', S'] + the resize geometry
-    std::vector<int64_t> ids;    // prompt (with the image slot) + answer + EOS
-    int64_t answer_start = 0;    // index in `ids` of the first answer token
-    at::Tensor mask_targets;     // [K, H0, W0] f32, undefined when K = 0
-    at::Tensor patch_labels;     // [2, G*G] long (patch_labels()), when the recipe asks for them
-    at::Tensor sam_patch_labels; // [2, G'*G'] long (sam_patch_labels()), likewise
-    ObjectViews objects;         // [N, G*G] coverage, [2, N] classes (object_views()), likewise
+    at::Tensor clip_pixels;   // [1, 3, S, S]
+    SamPreprocessed sam;      // [1, 3, S', S'] + the resize geometry
+    std::vector<int64_t> ids; // prompt (with the image slot) + answer + EOS
+    int64_t answer_start = 0; // index in `ids` of the first answer token
+    at::Tensor mask_targets;  // [K, H0, W0] f32, undefined when K = 0
+    SceneTargets targets;     // of the losses the recipe asks for (scene_targets())
 };
 
 // The B samples of `step`: scene step*B + i with task and wording drawn from (seed, step, i), so
@@ -183,10 +181,8 @@ std::vector<PreparedSample> prepare_batch(const TrainConfig& config, const Glamm
             PreparedSample& p   = batch[static_cast<size_t>(i)];
             std::mt19937_64 rng = sample_rng(config.seed, step, i);
             auto [ann, image]   = training_scene(config.data, step * config.batch_size + i);
-            if (config.loss.patch > 0) p.patch_labels = patch_labels(ann, model.clip_config);
-            if (config.loss.sam_patch > 0)
-                p.sam_patch_labels = sam_patch_labels(ann, model.config.grounding_encoder);
-            if (config.loss.object > 0) p.objects = object_views(ann, model.clip_config);
+            p.targets =
+                scene_targets(ann, model.clip_config, model.config.grounding_encoder, config.loss);
             p.sample        = make_sample(ann, std::move(image), draw_task(config.tasks, rng), rng);
             const Sample& s = p.sample;
             p.clip_pixels   = preprocess_clip(s.image, model.clip_config, model.clip_processor);
@@ -249,10 +245,27 @@ void initialise(GlammModel& model) {
     model.sam_prompt_encoder->pe_layer->positional_encoding_gaussian_matrix.normal_(0, 1);
 }
 
-std::vector<at::Tensor> trainable_parameters(const GlammModel& model) {
+// The parameters of every component but the `frozen` ones (TrainConfig::frozen), whose
+// parameters stop requiring a gradient: no backward runs through them.
+std::vector<at::Tensor> trainable_parameters(const GlammModel& model,
+                                             const std::vector<std::string>& frozen) {
+    const std::vector<ComponentRef> refs = model.component_refs();
+    for (const std::string& name : frozen) {
+        if (std::none_of(refs.begin(), refs.end(),
+                         [&](const ComponentRef& r) { return r.name == name; })) {
+            std::string names;
+            for (const ComponentRef& r : refs) names += (names.empty() ? "" : ", ") + r.name;
+            fail("recipe frozen: no component \"", name, "\" in this model (it has ", names, ")");
+        }
+    }
     std::vector<at::Tensor> params;
-    for (const ComponentRef& ref : model.component_refs())
-        for (const auto& p : ref.module->parameters()) params.push_back(p);
+    for (const ComponentRef& ref : refs) {
+        const bool keep = std::find(frozen.begin(), frozen.end(), ref.name) != frozen.end();
+        for (auto& p : ref.module->parameters()) {
+            p.requires_grad_(!keep);
+            if (!keep) params.push_back(p);
+        }
+    }
     return params;
 }
 
@@ -568,7 +581,7 @@ void add_tower_losses(const at::Tensor& features, const std::vector<PreparedSamp
                       const LossWeights& weights, AuxHeads& heads, BatchLoss& out) {
     if (!heads.patch.is_empty()) {
         std::vector<at::Tensor> labels;
-        for (const PreparedSample& p : batch) labels.push_back(p.patch_labels);
+        for (const PreparedSample& p : batch) labels.push_back(p.targets.patch_labels);
         const at::Tensor patch =
             attribute_loss(features, heads.patch, torch::stack(labels)); // [B, P, C]
         out.total = out.total + weights.patch * patch;
@@ -577,7 +590,7 @@ void add_tower_losses(const at::Tensor& features, const std::vector<PreparedSamp
     if (!heads.object.is_empty()) {
         std::vector<at::Tensor> pooled, classes;
         for (size_t b = 0; b < batch.size(); ++b) {
-            const ObjectViews& o = batch[b].objects;
+            const ObjectViews& o = batch[b].targets.objects;
             if (o.coverage.size(0) == 0) continue;
             const at::Tensor w = o.coverage.to(features.device());             // [N, P]
             pooled.push_back(w.matmul(features[int64_t(b)]) / w.sum(1, true)); // [N, C]
@@ -728,7 +741,7 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>&
     add_tower_losses(clip.image_features, batch, weights, heads, out);
     if (!heads.sam_patch.is_empty()) {
         std::vector<at::Tensor> labels;
-        for (const PreparedSample& p : batch) labels.push_back(p.sam_patch_labels);
+        for (const PreparedSample& p : batch) labels.push_back(p.targets.sam_patch_labels);
         const at::Tensor cells = sam_embeds.flatten(2).transpose(1, 2); // [B, G*G, D]
         const at::Tensor loss  = attribute_loss(cells, heads.sam_patch, torch::stack(labels));
         out.total              = out.total + weights.sam_patch * loss;
@@ -782,23 +795,29 @@ struct GridView {
 // Sample points per cell side: 4 x 4 points per cell decide what covers it.
 constexpr int64_t kPoints = 4;
 
-// [objects, grid*grid]: how many of each cell's kPoints² sample points fall on each object's
-// visible mask.
-std::vector<std::vector<int>> cell_votes(const synth::SceneAnnotation& scene,
-                                         const GridView& view) {
-    const int64_t width = scene.width, height = scene.height;
-    const int64_t grid = view.grid, patch = view.cell, rh = view.rh, rw = view.rw;
-    const int64_t top = view.top, left = view.left;
-    // Visible masks do not overlap: one owner per pixel (-1 background).
-    std::vector<int16_t> owner(static_cast<size_t>(width * height), -1);
+// The object owning each pixel of the scene (index in scene.objects; -1 background): visible
+// masks do not overlap. One decode of the masks serves every grid view of the scene.
+using PixelOwners = std::vector<int16_t>;
+PixelOwners pixel_owners(const synth::SceneAnnotation& scene) {
+    PixelOwners owner(static_cast<size_t>(scene.width * scene.height), -1);
     for (size_t k = 0; k < scene.objects.size(); ++k) {
         const std::vector<uint8_t> pixels = rle_decode(scene.objects[k].mask);
         for (size_t i = 0; i < pixels.size(); ++i)
             if (pixels[i]) owner[i] = static_cast<int16_t>(k);
     }
+    return owner;
+}
+
+// [objects][grid*grid]: how many of each cell's kPoints² sample points fall on each object's
+// visible mask.
+using CellVotes = std::vector<std::vector<int>>;
+CellVotes cell_votes(const synth::SceneAnnotation& scene, const PixelOwners& owner,
+                     const GridView& view) {
+    const int64_t width = scene.width, height = scene.height;
+    const int64_t grid = view.grid, patch = view.cell, rh = view.rh, rw = view.rw;
+    const int64_t top = view.top, left = view.left;
     // Continuous coordinates in the resized image, pixel edges at integers.
-    std::vector<std::vector<int>> votes(scene.objects.size(),
-                                        std::vector<int>(static_cast<size_t>(grid * grid)));
+    CellVotes votes(scene.objects.size(), std::vector<int>(static_cast<size_t>(grid * grid)));
     for (int64_t gy = 0; gy < grid; ++gy) {
         for (int64_t gx = 0; gx < grid; ++gx) {
             for (int64_t j = 0; j < kPoints; ++j) {
@@ -819,14 +838,12 @@ std::vector<std::vector<int>> cell_votes(const synth::SceneAnnotation& scene,
     return votes;
 }
 
-// [2, grid*grid] shape and colour classes of the object covering most of each cell (at least a
+// [2, cells] shape and colour classes of the object covering most of each cell (at least a
 // quarter of it; else background).
-at::Tensor grid_labels(const synth::SceneAnnotation& scene, const GridView& view) {
-    constexpr int kQuorum                     = kPoints * kPoints / 4; // a quarter of the cell
-    const std::vector<std::vector<int>> votes = cell_votes(scene, view);
-    const int64_t cells                       = view.grid * view.grid;
-    at::Tensor labels                         = at::zeros({2, cells}, at::kLong); // [2, G*G]
-    auto out                                  = labels.accessor<int64_t, 2>();
+at::Tensor grid_labels(const synth::SceneAnnotation& scene, const CellVotes& votes, int64_t cells) {
+    constexpr int kQuorum = kPoints * kPoints / 4;            // a quarter of the cell
+    at::Tensor labels     = at::zeros({2, cells}, at::kLong); // [2, G*G]
+    auto out              = labels.accessor<int64_t, 2>();
     for (int64_t c = 0; c < cells; ++c) {
         int best     = 0;
         size_t owner = 0;
@@ -840,23 +857,8 @@ at::Tensor grid_labels(const synth::SceneAnnotation& scene, const GridView& view
     return labels;
 }
 
-// The tower's view of a scene: resized to (rh, rw) with the short side `image_size`,
-// centre-cropped (clip_resize_and_crop).
-GridView clip_view(const synth::SceneAnnotation& scene, const ClipVisionConfig& clip) {
-    const int64_t side  = clip.image_size;
-    const auto [rh, rw] = clip_resize_hw(scene.height, scene.width, side);
-    return {side / clip.patch_size, clip.patch_size, rh, rw, (rh - side) / 2, (rw - side) / 2};
-}
-
-} // namespace
-
-at::Tensor patch_labels(const synth::SceneAnnotation& scene, const ClipVisionConfig& clip) {
-    return grid_labels(scene, clip_view(scene, clip));
-}
-
-ObjectViews object_views(const synth::SceneAnnotation& scene, const ClipVisionConfig& clip) {
-    const GridView view                       = clip_view(scene, clip);
-    const std::vector<std::vector<int>> votes = cell_votes(scene, view);
+// The objects with any vote: their share of each cell's sample points and their classes.
+ObjectViews objects_in(const synth::SceneAnnotation& scene, const CellVotes& votes, int64_t cells) {
     std::vector<at::Tensor> coverage;
     std::vector<int64_t> classes; // shape, colour per object
     for (size_t k = 0; k < votes.size(); ++k) {
@@ -866,17 +868,64 @@ ObjectViews object_views(const synth::SceneAnnotation& scene, const ClipVisionCo
         const AttributeClasses c = attribute_classes(scene.objects[k].object);
         classes.insert(classes.end(), c.begin(), c.end());
     }
-    const int64_t cells = view.grid * view.grid;
     ObjectViews out;
     out.coverage = coverage.empty() ? at::zeros({0, cells}) : torch::stack(coverage);   // [N, G*G]
     out.classes  = torch::tensor(classes, torch::kLong).view({-1, 2}).t().contiguous(); // [2, N]
     return out;
 }
 
-at::Tensor sam_patch_labels(const synth::SceneAnnotation& scene, const SamConfig& sam) {
-    // SAM's view: ResizeLongestSide(img_size) at the top left, padded right and below.
+// The tower's view of a scene: resized to (rh, rw) with the short side `image_size`,
+// centre-cropped (clip_resize_and_crop).
+GridView clip_view(const synth::SceneAnnotation& scene, const ClipVisionConfig& clip) {
+    const int64_t side  = clip.image_size;
+    const auto [rh, rw] = clip_resize_hw(scene.height, scene.width, side);
+    return {side / clip.patch_size, clip.patch_size, rh, rw, (rh - side) / 2, (rw - side) / 2};
+}
+
+// SAM's view: ResizeLongestSide(img_size) at the top left, padded right and below.
+GridView sam_view(const synth::SceneAnnotation& scene, const SamConfig& sam) {
     const auto [rh, rw] = sam_resize_hw(scene.height, scene.width, sam.img_size);
-    return grid_labels(scene, {sam.img_size / sam.patch_size, sam.patch_size, rh, rw, 0, 0});
+    return {sam.img_size / sam.patch_size, sam.patch_size, rh, rw, 0, 0};
+}
+
+int64_t cells(const GridView& view) {
+    return view.grid * view.grid;
+}
+
+} // namespace
+
+at::Tensor patch_labels(const synth::SceneAnnotation& scene, const ClipVisionConfig& clip) {
+    const GridView view = clip_view(scene, clip);
+    return grid_labels(scene, cell_votes(scene, pixel_owners(scene), view), cells(view));
+}
+
+ObjectViews object_views(const synth::SceneAnnotation& scene, const ClipVisionConfig& clip) {
+    const GridView view = clip_view(scene, clip);
+    return objects_in(scene, cell_votes(scene, pixel_owners(scene), view), cells(view));
+}
+
+at::Tensor sam_patch_labels(const synth::SceneAnnotation& scene, const SamConfig& sam) {
+    const GridView view = sam_view(scene, sam);
+    return grid_labels(scene, cell_votes(scene, pixel_owners(scene), view), cells(view));
+}
+
+SceneTargets scene_targets(const synth::SceneAnnotation& scene, const ClipVisionConfig& clip,
+                           const SamConfig& sam, const LossWeights& weights) {
+    SceneTargets out;
+    const bool tower = weights.patch > 0 || weights.object > 0;
+    if (!tower && !(weights.sam_patch > 0)) return out;
+    const PixelOwners owners = pixel_owners(scene);
+    if (tower) {
+        const GridView view   = clip_view(scene, clip);
+        const CellVotes votes = cell_votes(scene, owners, view);
+        if (weights.patch > 0) out.patch_labels = grid_labels(scene, votes, cells(view));
+        if (weights.object > 0) out.objects = objects_in(scene, votes, cells(view));
+    }
+    if (weights.sam_patch > 0) {
+        const GridView view  = sam_view(scene, sam);
+        out.sam_patch_labels = grid_labels(scene, cell_votes(scene, owners, view), cells(view));
+    }
+    return out;
 }
 
 TrainConfig parse_train_config(const std::string& json_text, const std::string& where) {
@@ -961,6 +1010,17 @@ TrainConfig parse_train_config(const std::string& json_text, const std::string& 
             fail(where, ": tower_only trains the tower on loss.patch and loss.object; give one of "
                         "them a positive weight");
     }
+    if (j.contains("frozen")) {
+        const auto& f = j["frozen"];
+        if (!f.is_array()) fail(where, ": frozen must be a list of component names");
+        for (const auto& name : f) {
+            if (!name.is_string()) fail(where, ": frozen must be a list of component names");
+            c.frozen.push_back(name.get<std::string>());
+        }
+        if (c.tower_only &&
+            std::find(c.frozen.begin(), c.frozen.end(), "clip_vision") != c.frozen.end())
+            fail(where, ": tower_only trains the vision tower, which frozen keeps as it is");
+    }
     return c;
 }
 
@@ -1016,6 +1076,7 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
     if (config.loss.region > 0) recipe["region_loss"] = config.loss.region;
     if (config.loss.object > 0) recipe["object_loss"] = config.loss.object;
     if (config.tower_only) recipe["tower_only"] = true;
+    if (!config.frozen.empty()) recipe["frozen"] = config.frozen;
     const int64_t start_checkpoint = resume ? newest_checkpoint(paths) : -1;
     if (start_checkpoint >= 0) {
         const nlohmann::json saved =
@@ -1079,7 +1140,7 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
     }
     for (const ComponentRef& ref : model->component_refs()) ref.module->to(model->device);
 
-    std::vector<at::Tensor> params = trainable_parameters(*model);
+    std::vector<at::Tensor> params = trainable_parameters(*model, config.frozen);
     AuxHeads heads(*model, config.loss);
     for (const auto& [head, file] : heads.files())
         for (const at::Tensor& p : (*head)->parameters()) params.push_back(p);

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace glamm::train {
 
@@ -77,7 +78,14 @@ struct TrainConfig {
     // Train the vision tower alone, on the losses that read it (patch, object): no language model,
     // projector or SAM in the step, which then costs a fraction of a whole one. A stage that
     // teaches the tower before the rest learns to read it.
-    bool tower_only    = false;
+    bool tower_only = false;
+    // Components kept as the init has them, by GlammModel::component_refs() name (clip_vision,
+    // mm_projector, region_encoder, llama, text_projection, sam_image_encoder, sam_prompt_encoder,
+    // sam_mask_decoder): out of the optimiser, and no backward through them. GLaMM's own training
+    // keeps the CLIP tower and SAM but its mask decoder frozen (ref: groundingLMM model/GLaMM.py
+    // _configure_grounding_encoder); here it lets a stage teach the language model to read a tower
+    // trained before it, at a lower cost per step.
+    std::vector<std::string> frozen;
     std::string device = "cpu";
     int threads        = 0; // 0: all cores
     // Make the next batch on the CPU while a step runs: -1 when the model is on a GPU, 0 never,
@@ -104,6 +112,16 @@ struct ObjectViews {
     at::Tensor classes;
 };
 ObjectViews object_views(const synth::SceneAnnotation& scene, const ClipVisionConfig& clip);
+// What a step needs of the three above, for the losses `weights` turns on (the others stay
+// empty), from one decode of the scene's masks and one pass of the tower's view for both the
+// patch and the object targets.
+struct SceneTargets {
+    at::Tensor patch_labels;     // [2, G*G] when weights.patch > 0
+    at::Tensor sam_patch_labels; // [2, G'*G'] when weights.sam_patch > 0
+    ObjectViews objects;         // when weights.object > 0
+};
+SceneTargets scene_targets(const synth::SceneAnnotation& scene, const ClipVisionConfig& clip,
+                           const SamConfig& sam, const LossWeights& weights);
 // Classes of the two rows above (also of a region's labels).
 int64_t patch_shape_classes();
 int64_t patch_colour_classes();

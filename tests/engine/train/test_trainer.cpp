@@ -243,6 +243,14 @@ TEST(Trainer, RefusesMisuse) {
     }
     tower_only["loss"]["object"] = 1.0;
     EXPECT_TRUE(train::parse_train_config(tower_only.dump(), "r.json").tower_only);
+    // … and a tower it may train.
+    tower_only["frozen"] = {"clip_vision"};
+    try {
+        train::parse_train_config(tower_only.dump(), "r.json");
+        FAIL() << "expected an error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("which frozen keeps"), std::string::npos) << e.what();
+    }
     // A recipe with a bad field names it.
     EXPECT_THROW(train::parse_train_config(R"({"model": {}})", "r.json"), Error);
     try {
@@ -402,6 +410,81 @@ TEST(ObjectViews, CoverThePatchesOfEachObjectInTheTowersViewByHand) {
     const train::ObjectViews cut = train::object_views(scene_with_box(112, 56, 0, 0, 28, 56), clip);
     EXPECT_EQ(cut.coverage.sizes(), (std::vector<int64_t>{0, 16}));
     EXPECT_EQ(cut.classes.sizes(), (std::vector<int64_t>{2, 0}));
+}
+
+TEST(SceneTargets, AreWhatTheSeparateFunctionsGiveFromOneDecode) {
+    // The step's targets come from one decode of the masks; they must be exactly those of
+    // patch_labels, sam_patch_labels and object_views, on scenes with several overlapping objects
+    // and a centre crop that cuts some away.
+    ClipVisionConfig clip;
+    clip.image_size = 56;
+    clip.patch_size = 14;
+    SamConfig sam;
+    sam.img_size   = 64;
+    sam.patch_size = 16;
+    synth::SynthOptions options;
+    options.seed     = 7;
+    options.min_size = 64;
+    options.max_size = 96;
+    train::LossWeights all;
+    all.patch = all.sam_patch = all.object = 1.0;
+    int64_t objects                        = 0;
+    for (int64_t i = 0; i < 6; ++i) {
+        const synth::SceneAnnotation scene = synth::generate_scene(options, i).annotation;
+        const train::SceneTargets t        = train::scene_targets(scene, clip, sam, all);
+        EXPECT_TRUE(torch::equal(t.patch_labels, train::patch_labels(scene, clip))) << i;
+        EXPECT_TRUE(torch::equal(t.sam_patch_labels, train::sam_patch_labels(scene, sam))) << i;
+        const train::ObjectViews v = train::object_views(scene, clip);
+        EXPECT_TRUE(torch::equal(t.objects.coverage, v.coverage)) << i;
+        EXPECT_TRUE(torch::equal(t.objects.classes, v.classes)) << i;
+        objects += v.classes.size(1);
+    }
+    EXPECT_GT(objects, 6); // several objects a scene on average
+    // Losses that are off leave their targets empty.
+    train::LossWeights patch_only;
+    patch_only.patch = 1.0;
+    const train::SceneTargets t =
+        train::scene_targets(synth::generate_scene(options, 0).annotation, clip, sam, patch_only);
+    EXPECT_TRUE(t.patch_labels.defined());
+    EXPECT_FALSE(t.sam_patch_labels.defined());
+    EXPECT_FALSE(t.objects.coverage.defined());
+}
+
+TEST(Trainer, FrozenComponentsKeepTheInitsWeightsWhileTheRestLearn) {
+    // frozen: the named components end bit-identical to the init's (out of the optimiser, no
+    // backward through them); every other component trains.
+    const std::string base    = test::make_temp_dir("train-frozen-base"),
+                      frozen  = test::make_temp_dir("train-frozen");
+    train::TrainConfig recipe = tiny_recipe();
+    train::train(recipe, base, false);
+    recipe.init   = base;
+    recipe.frozen = {"clip_vision", "sam_image_encoder"};
+    train::train(recipe, frozen, false);
+    expect_same_weights(base + "/clip", frozen + "/clip");
+    const Checkpoint before = Checkpoint::open(base + "/glamm"),
+                     after  = Checkpoint::open(frozen + "/glamm");
+    ASSERT_EQ(before.names(), after.names());
+    int sam_encoder = 0, changed = 0;
+    for (const auto& key : before.names()) {
+        const bool same = torch::equal(before.tensor(key), after.tensor(key));
+        if (key.rfind(kSamImageEncoderPrefix, 0) == 0) {
+            ++sam_encoder;
+            EXPECT_TRUE(same) << key;
+        } else {
+            changed += !same;
+        }
+    }
+    EXPECT_GT(sam_encoder, 0);
+    EXPECT_GT(changed, 0); // the language model, projector, mask decoder… learned
+    // A name that is no component of the model is refused, naming it.
+    recipe.frozen = {"clip_vision", "sam"};
+    try {
+        train::train(recipe, test::make_temp_dir("train-frozen-bad"), false);
+        FAIL() << "expected an error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("no component \"sam\""), std::string::npos)
+            << e.what();
+    }
 }
 
 TEST(Trainer, ATowerOnlyStageTrainsTheTowerAndLeavesTheRestAsItWas) {
