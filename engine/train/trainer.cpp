@@ -21,6 +21,7 @@
 #include <fstream>
 #include <future>
 #include <limits>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -424,6 +425,30 @@ void load_weights(GlammModel& model, const fs::path& dir) {
         (ref.in_vision_tower ? clip_report : glamm_report).load_module(*ref.module, ref.prefix);
     glamm_report.finish("the weights in " + (dir / "glamm").string());
     clip_report.finish("the weights in " + (dir / "clip").string());
+}
+
+// A stage's init (TrainConfig::init): DIR/glamm and DIR/clip hold the weights (a release, a run,
+// or a checkpoint folder RUN/checkpoints/step-N, which also holds the training-only heads); the
+// tokenizer is DIR/glamm's or, for a checkpoint folder, which has none of its own, its run's.
+struct InitFolder {
+    fs::path dir, tokenizer;
+};
+
+InitFolder resolve_init(const std::string& init) {
+    InitFolder out;
+    out.dir = fs::path(init);
+    if (!out.dir.has_filename()) out.dir = out.dir.parent_path(); // a trailing '/'
+    for (const char* part : {"glamm", "clip"})
+        if (!fs::is_directory(out.dir / part))
+            fail("the init ", init, " has no ", part,
+                 "/ folder (a release, a run and a checkpoint folder hold glamm/ and clip/)");
+    out.tokenizer = out.dir / "glamm" / "tokenizer.model";
+    if (!fs::exists(out.tokenizer))
+        out.tokenizer = out.dir.parent_path().parent_path() / "glamm" / "tokenizer.model";
+    if (!fs::exists(out.tokenizer))
+        fail("the init ", init,
+             " has no glamm/tokenizer.model (nor has the run it would be a checkpoint of)");
+    return out;
 }
 
 // A head or optimiser file of a checkpoint, its tensors put on `device` whichever device wrote
@@ -1078,6 +1103,11 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
     if (config.tower_only) recipe["tower_only"] = true;
     if (!config.frozen.empty()) recipe["frozen"] = config.frozen;
     const int64_t start_checkpoint = resume ? newest_checkpoint(paths) : -1;
+    // The init is read when the run starts (and for its tokenizer should a resumed run lack one).
+    std::optional<InitFolder> init;
+    if (!config.init.empty() &&
+        (start_checkpoint < 0 || !fs::exists(paths.glamm / "tokenizer.model")))
+        init = resolve_init(config.init);
     if (start_checkpoint >= 0) {
         const nlohmann::json saved =
             nlohmann::json::parse(read_file(paths.recipe.string()), nullptr, false);
@@ -1095,19 +1125,10 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
 
     // Tokenizer (once per run).
     fs::create_directories(paths.glamm);
-    if (!fs::exists(paths.glamm / "tokenizer.model") && !config.init.empty()) {
+    if (!fs::exists(paths.glamm / "tokenizer.model") && init) {
         // Starting from trained weights: their tokenizer, whose ids the embeddings were learned on.
-        // A checkpoint folder (RUN/checkpoints/step-N) has none of its own: its run's.
-        fs::path init = fs::path(config.init);
-        if (!init.has_filename()) init = init.parent_path(); // a trailing '/'
-        fs::path tokenizer = init / "glamm" / "tokenizer.model";
-        if (!fs::exists(tokenizer))
-            tokenizer = init.parent_path().parent_path() / "glamm" / "tokenizer.model";
-        if (!fs::exists(tokenizer))
-            fail(config.init, " has no glamm/tokenizer.model (nor has the run it would be a "
-                              "checkpoint of)");
-        message(cat("using the tokenizer ", tokenizer.string()));
-        fs::copy_file(tokenizer, paths.glamm / "tokenizer.model");
+        message(cat("using the tokenizer ", init->tokenizer.string()));
+        fs::copy_file(init->tokenizer, paths.glamm / "tokenizer.model");
     }
     if (!fs::exists(paths.glamm / "tokenizer.model")) {
         message(cat("training the tokenizer on the text of ", config.tokenizer_corpus, " scenes"));
@@ -1134,9 +1155,9 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
     model->clip_selection          = clip_selection_for(model->config, model->clip_config);
     model->build_components();
     initialise(*model);
-    if (!config.init.empty() && start_checkpoint < 0) {
-        message(cat("starting from the weights in ", config.init));
-        load_weights(*model, config.init);
+    if (init && start_checkpoint < 0) {
+        message(cat("starting from the weights in ", init->dir.string()));
+        load_weights(*model, init->dir);
     }
     for (const ComponentRef& ref : model->component_refs()) ref.module->to(model->device);
 
@@ -1144,14 +1165,14 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
     AuxHeads heads(*model, config.loss);
     for (const auto& [head, file] : heads.files())
         for (const at::Tensor& p : (*head)->parameters()) params.push_back(p);
-    if (!config.init.empty() && start_checkpoint < 0) {
+    if (init && start_checkpoint < 0) {
         // A checkpoint folder as the init also holds the training-only heads: taking them saves
         // the stage the first ~100 steps in which fresh heads send large gradients into the trunk.
         for (const auto& [head, file] : heads.files()) {
-            const fs::path path = fs::path(config.init) / file;
+            const fs::path path = init->dir / file;
             if (!fs::exists(path)) continue;
             load_archive(*head, path, model->device);
-            message(cat("head ", file, " from ", config.init));
+            message(cat("head ", file, " from ", init->dir.string()));
         }
     }
     torch::optim::AdamW optimizer(

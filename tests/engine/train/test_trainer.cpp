@@ -450,6 +450,26 @@ TEST(SceneTargets, AreWhatTheSeparateFunctionsGiveFromOneDecode) {
     EXPECT_FALSE(t.objects.coverage.defined());
 }
 
+TEST(Trainer, AnInitWithoutWeightsOrTokenizerIsRefusedBeforeAnythingIsWritten) {
+    train::TrainConfig recipe = tiny_recipe();
+    const fs::path init       = test::make_temp_dir("train-bad-init");
+    fs::create_directories(init / "glamm");
+    auto expect_refused = [&](const std::string& what) {
+        const fs::path out = test::make_temp_dir("train-bad-init-out");
+        try {
+            train::train(recipe, out.string(), false);
+            FAIL() << "expected an error naming " << what;
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+        }
+        EXPECT_FALSE(fs::exists(out / "recipe.json"));
+    };
+    recipe.init = init.string() + "/"; // a trailing '/' is the same folder
+    expect_refused("has no clip/ folder");
+    fs::create_directories(init / "clip");
+    expect_refused("has no glamm/tokenizer.model");
+}
+
 TEST(Trainer, FrozenComponentsKeepTheInitsWeightsWhileTheRestLearn) {
     // frozen: the named components end bit-identical to the init's (out of the optimiser, no
     // backward through them); every other component trains.
