@@ -112,9 +112,12 @@ struct ObjectViews {
     at::Tensor classes;
 };
 ObjectViews object_views(const synth::SceneAnnotation& scene, const ClipVisionConfig& clip);
-// What a step needs of the three above, for the losses `weights` turns on (the others stay
-// empty), from one decode of the scene's masks and one pass of the tower's view for both the
-// patch and the object targets.
+// Classes of the two rows above (also of a region's labels).
+int64_t patch_shape_classes();
+int64_t patch_colour_classes();
+// What a step needs of patch_labels, sam_patch_labels and object_views, for the losses `weights`
+// turns on (the others stay empty), from one decode of the scene's masks and one pass of the
+// tower's view for both the patch and the object targets.
 struct SceneTargets {
     at::Tensor patch_labels;     // [2, G*G] when weights.patch > 0
     at::Tensor sam_patch_labels; // [2, G'*G'] when weights.sam_patch > 0
@@ -122,9 +125,6 @@ struct SceneTargets {
 };
 SceneTargets scene_targets(const synth::SceneAnnotation& scene, const ClipVisionConfig& clip,
                            const SamConfig& sam, const LossWeights& weights);
-// Classes of the two rows above (also of a region's labels).
-int64_t patch_shape_classes();
-int64_t patch_colour_classes();
 
 // Reads and checks a recipe (messages name the file and key).
 TrainConfig load_train_config(const std::string& path);
