@@ -35,6 +35,16 @@ train::TrainConfig tiny_recipe() {
     return train::load_train_config(test::data_path("train/tiny-recipe.json"));
 }
 
+// A finished run of the tiny recipe, trained once per test process: the init of the stage tests.
+const std::string& tiny_base_run() {
+    static const std::string dir = [] {
+        const std::string out = test::make_temp_dir("train-tiny-base");
+        train::train(tiny_recipe(), out, false);
+        return out;
+    }();
+    return dir;
+}
+
 // Every tensor of two safetensors files, compared bit for bit.
 void expect_same_weights(const std::string& a_dir, const std::string& b_dir) {
     const Checkpoint a = Checkpoint::open(a_dir), b = Checkpoint::open(b_dir);
@@ -473,12 +483,11 @@ TEST(Trainer, AnInitWithoutWeightsOrTokenizerIsRefusedBeforeAnythingIsWritten) {
 TEST(Trainer, FrozenComponentsKeepTheInitsWeightsWhileTheRestLearn) {
     // frozen: the named components end bit-identical to the init's (out of the optimiser, no
     // backward through them); every other component trains.
-    const std::string base    = test::make_temp_dir("train-frozen-base"),
-                      frozen  = test::make_temp_dir("train-frozen");
+    const std::string& base   = tiny_base_run();
+    const std::string frozen  = test::make_temp_dir("train-frozen");
     train::TrainConfig recipe = tiny_recipe();
-    train::train(recipe, base, false);
-    recipe.init   = base;
-    recipe.frozen = {"clip_vision", "sam_image_encoder"};
+    recipe.init               = base;
+    recipe.frozen             = {"clip_vision", "sam_image_encoder"};
     train::train(recipe, frozen, false);
     expect_same_weights(base + "/clip", frozen + "/clip");
     const Checkpoint before = Checkpoint::open(base + "/glamm"),
@@ -510,13 +519,12 @@ TEST(Trainer, FrozenComponentsKeepTheInitsWeightsWhileTheRestLearn) {
 TEST(Trainer, ATowerOnlyStageTrainsTheTowerAndLeavesTheRestAsItWas) {
     // tower_only: the step runs the vision tower and its losses alone; every weight outside
     // the tower ends bit-identical to the init's, the tower's do not.
-    const std::string base    = test::make_temp_dir("train-tower-base"),
-                      tower   = test::make_temp_dir("train-tower-only");
+    const std::string& base   = tiny_base_run();
+    const std::string tower   = test::make_temp_dir("train-tower-only");
     train::TrainConfig recipe = tiny_recipe();
-    train::train(recipe, base, false);
-    recipe.init        = base;
-    recipe.tower_only  = true;
-    recipe.loss.object = 1.0;
+    recipe.init               = base;
+    recipe.tower_only         = true;
+    recipe.loss.object        = 1.0;
     std::vector<train::StepLog> logs;
     train::TrainCallbacks callbacks;
     callbacks.on_step = [&](const train::StepLog& s) { logs.push_back(s); };
