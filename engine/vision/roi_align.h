@@ -22,6 +22,8 @@ struct RoiAlignOptions {
 // copied back), in torchvision's order of operations. A sample whose coordinate lies below -1 or
 // above the grid size (H for y, W for x) contributes 0 to its bin's average; other samples are
 // clamped into [0, H-1] × [0, W-1]. Throws Error on bad shapes or a batch index out of range.
+// Differentiable in the features (not the boxes) when they require a gradient: the backward
+// spreads each bin's gradient over its samples' grid points with their bilinear weights.
 at::Tensor roi_align(const at::Tensor& features, const at::Tensor& rois,
                      const RoiAlignOptions& options);
 

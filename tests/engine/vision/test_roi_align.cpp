@@ -117,6 +117,56 @@ TEST(RoiAlign, ComputesInFloat32) {
     expect_values(out, {3.5f, 5.5f, 11.5f, 13.5f});
 }
 
+// The backward by hand: with samples on the pixel centres each bin is the mean of its 2×2 block,
+// so the gradient of sum(out · g) is each bin's g / 4 on its block's four pixels.
+TEST(RoiAlign, BackwardSpreadsEachBinsGradientOverItsBlock) {
+    const at::Tensor features = ramp().requires_grad_(true);
+    const at::Tensor out      = roi_align(features, roi(0, 0, 0, 4, 4), options(2));
+    ASSERT_TRUE(out.requires_grad());
+    (out * at::tensor({1.f, 2.f, 3.f, 4.f}).reshape({1, 1, 2, 2})).sum().backward();
+    expect_values(features.grad(), {.25f, .25f, .5f, .5f, .25f, .25f, .5f, .5f, //
+                                    .75f, .75f, 1.f, 1.f, .75f, .75f, 1.f, 1.f});
+}
+
+// RoIAlign is linear in the features: out = A · features. The backward must be Aᵀ, with A read
+// column by column from the forward on each basis image; checked where samples are clamped and
+// dropped (a box hanging off the grid), with several images, channels and regions.
+TEST(RoiAlign, BackwardIsTheTransposeOfTheForward) {
+    const int64_t batch = 2, channels = 2, side = 4;
+    const at::Tensor rois =
+        at::cat({roi(1, 2, 2, 6, 6), roi(0, 0.3f, 0.7f, 3.1f, 2.2f), roi(1, -1, 0, 2, 3)}, 0);
+    const RoiAlignOptions o = options(3, 1.0, 0); // adaptive sampling as well
+    const int64_t inputs    = batch * channels * side * side;
+    std::vector<at::Tensor> columns;
+    for (int64_t i = 0; i < inputs; ++i) {
+        at::Tensor basis = at::zeros({inputs}, at::kFloat);
+        basis[i]         = 1.f;
+        columns.push_back(
+            roi_align(basis.reshape({batch, channels, side, side}), rois, o).reshape({-1}));
+    }
+    const at::Tensor a = at::stack(columns, 1); // [outputs, inputs]
+    at::manual_seed(0);
+    const at::Tensor upstream = at::randn({a.size(0)}, at::kFloat);
+    const at::Tensor features =
+        at::randn({batch, channels, side, side}, at::kFloat).requires_grad_(true);
+    const at::Tensor out = roi_align(features, rois, o);
+    EXPECT_TRUE(at::allclose(out.detach().reshape({-1}), a.matmul(features.detach().reshape({-1})),
+                             1e-5, 1e-6));
+    (out.reshape({-1}) * upstream).sum().backward();
+    EXPECT_TRUE(at::allclose(features.grad().reshape({-1}), a.t().matmul(upstream), 1e-5, 1e-6));
+}
+
+// The gradient comes back in the features' dtype; without a gradient to track (or under
+// no_grad) the output tracks none.
+TEST(RoiAlign, BackwardKeepsTheFeaturesDtype) {
+    const at::Tensor features = ramp().to(at::kBFloat16).requires_grad_(true);
+    roi_align(features, roi(0, 0, 0, 4, 4), options(2)).sum().backward();
+    EXPECT_EQ(features.grad().scalar_type(), at::kBFloat16);
+    EXPECT_FALSE(roi_align(ramp(), roi(0, 0, 0, 4, 4), options(2)).requires_grad());
+    at::NoGradGuard no_grad;
+    EXPECT_FALSE(roi_align(features, roi(0, 0, 0, 4, 4), options(2)).requires_grad());
+}
+
 TEST(RoiAlign, RejectsBadInput) {
     EXPECT_THROW(roi_align(ramp()[0], roi(0, 0, 0, 1, 1), options(2)), Error);
     EXPECT_THROW(roi_align(ramp(), at::zeros({1, 4}), options(2)), Error);
