@@ -21,6 +21,7 @@
 #include <fstream>
 #include <future>
 #include <limits>
+#include <map>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -188,6 +189,16 @@ std::vector<PreparedSample> prepare_batch(const TrainConfig& config, const Glamm
             const Sample& s = p.sample;
             p.clip_pixels   = preprocess_clip(s.image, model.clip_config, model.clip_processor);
             if (config.tower_only) continue; // nothing else reads the scene
+            if (config.regions_only) {       // a box around every object, nothing else
+                p.sample.boxes.clear();
+                p.sample.box_classes.clear();
+                for (const auto& r : ann.regions) {
+                    p.sample.boxes.push_back(Box{double(r.bbox[0]), double(r.bbox[1]),
+                                                 double(r.bbox[2]), double(r.bbox[3])});
+                    p.sample.box_classes.push_back(object_classes(ann, r.object, r.text));
+                }
+                continue;
+            }
             p.sam          = preprocess_sam(s.image, model.config.grounding_encoder);
             p.ids          = tok.encode_with_image(model.first_turn_prompt(s.instruction));
             p.answer_start = static_cast<int64_t>(p.ids.size());
@@ -246,19 +257,54 @@ void initialise(GlammModel& model) {
     model.sam_prompt_encoder->pe_layer->positional_encoding_gaussian_matrix.normal_(0, 1);
 }
 
+// Refuses a recipe list (`key`: frozen, reinitialise) naming a component the model lacks.
+void check_component_names(const GlammModel& model, const std::vector<std::string>& names,
+                           const char* key) {
+    const std::vector<ComponentRef> refs = model.component_refs();
+    for (const std::string& name : names) {
+        if (std::none_of(refs.begin(), refs.end(),
+                         [&](const ComponentRef& r) { return r.name == name; })) {
+            std::string known;
+            for (const ComponentRef& r : refs) known += (known.empty() ? "" : ", ") + r.name;
+            fail("recipe ", key, ": no component \"", name, "\" in this model (it has ", known,
+                 ")");
+        }
+    }
+}
+
+// The parameters and buffers of the `names` components as they are now (a fresh
+// initialisation), by full name, for restore_components after the init's weights are loaded.
+std::vector<std::pair<std::string, at::Tensor>>
+snapshot_components(const GlammModel& model, const std::vector<std::string>& names) {
+    std::vector<std::pair<std::string, at::Tensor>> out;
+    for (const ComponentRef& ref : model.component_refs()) {
+        if (std::find(names.begin(), names.end(), ref.name) == names.end()) continue;
+        for (const auto& p : ref.module->named_parameters())
+            out.emplace_back(ref.name + "/" + p.key(), p.value().detach().clone());
+        for (const auto& b : ref.module->named_buffers())
+            out.emplace_back(ref.name + "/" + b.key(), b.value().detach().clone());
+    }
+    return out;
+}
+
+void restore_components(GlammModel& model,
+                        const std::vector<std::pair<std::string, at::Tensor>>& saved) {
+    torch::NoGradGuard no_grad;
+    std::map<std::string, at::Tensor> now;
+    for (const ComponentRef& ref : model.component_refs()) {
+        for (const auto& p : ref.module->named_parameters())
+            now[ref.name + "/" + p.key()] = p.value();
+        for (const auto& b : ref.module->named_buffers()) now[ref.name + "/" + b.key()] = b.value();
+    }
+    for (const auto& [name, value] : saved) now.at(name).copy_(value);
+}
+
 // The parameters of every component but the `frozen` ones (TrainConfig::frozen), whose
 // parameters stop requiring a gradient: no backward runs through them.
 std::vector<at::Tensor> trainable_parameters(const GlammModel& model,
                                              const std::vector<std::string>& frozen) {
     const std::vector<ComponentRef> refs = model.component_refs();
-    for (const std::string& name : frozen) {
-        if (std::none_of(refs.begin(), refs.end(),
-                         [&](const ComponentRef& r) { return r.name == name; })) {
-            std::string names;
-            for (const ComponentRef& r : refs) names += (names.empty() ? "" : ", ") + r.name;
-            fail("recipe frozen: no component \"", name, "\" in this model (it has ", names, ")");
-        }
-    }
+    check_component_names(model, frozen, "frozen");
     std::vector<at::Tensor> params;
     for (const ComponentRef& ref : refs) {
         const bool keep = std::find(frozen.begin(), frozen.end(), ref.name) != frozen.end();
@@ -629,11 +675,38 @@ void add_tower_losses(const at::Tensor& features, const std::vector<PreparedSamp
     }
 }
 
+// The region loss (LossWeights::region) on every sample's <bbox> embeddings (K × [N_k, H]) and
+// their boxed objects, added to out.total.
+void add_region_loss(const GlammModel& model, const std::vector<at::Tensor>& regions,
+                     const std::vector<AttributeClasses>& classes, const LossWeights& weights,
+                     AuxHeads& heads, BatchLoss& out) {
+    if (heads.region.is_empty() || regions.empty()) return;
+    // The head reads the embeddings RMS-normalised, as the first decoder layer does (their
+    // scale drifts far from the token embeddings' in training; the direction is what the
+    // language model reads).
+    const at::Tensor x = torch::cat(regions); // [N, H]
+    const at::Tensor read =
+        rms_norm(x, torch::ones({x.size(-1)}, x.options()), model.config.llama.rms_norm_eps);
+    const at::Tensor loss = attribute_loss(read, heads.region, class_rows(classes));
+    out.total             = out.total + weights.region * loss;
+    out.region            = loss.item<double>();
+}
+
+// What a step runs (TrainConfig::tower_only, regions_only).
+enum class StepScope { Whole, Tower, Regions };
+
+StepScope step_scope(const TrainConfig& config) {
+    if (config.tower_only) return StepScope::Tower;
+    if (config.regions_only) return StepScope::Regions;
+    return StepScope::Whole;
+}
+
 // Forward of B samples and GLaMM's loss (ref: model/GLaMM.py model_forward, training branch);
 // with `heads`, the losses that are not GLaMM's on top (LossWeights::patch, sam_patch, region,
-// seg, object). `tower_only`: the vision tower and its losses alone (TrainConfig::tower_only).
+// seg, object). StepScope::Tower: the vision tower and its losses alone; Regions: the tower,
+// the region encoder on every sample's boxes and the region loss alone.
 BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>& batch,
-                     const LossWeights& weights, AuxHeads& heads, bool tower_only) {
+                     const LossWeights& weights, AuxHeads& heads, StepScope scope) {
     const Tokenizer& tok      = *model.tokenizer;
     const c10::Device device  = model.device;
     const int64_t num_samples = static_cast<int64_t>(batch.size());
@@ -646,10 +719,25 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>&
     }
     const ClipVisionFeatures clip =
         model.clip->forward(torch::cat(clip_pixels).to(device), model.clip_selection);
-    if (tower_only) {
+    if (scope != StepScope::Whole) {
         BatchLoss out;
         out.total = torch::zeros({}, torch::kFloat).to(device);
-        add_tower_losses(clip.image_features, batch, weights, heads, out);
+        if (scope == StepScope::Tower) {
+            add_tower_losses(clip.image_features, batch, weights, heads, out);
+            return out;
+        }
+        std::vector<at::Tensor> regions;
+        std::vector<AttributeClasses> classes;
+        for (int64_t b = 0; b < num_samples; ++b) {
+            const Sample& s = batch[b].sample;
+            if (s.boxes.empty()) continue;
+            std::vector<at::Tensor> levels;
+            for (const auto& level : clip.region_levels) levels.push_back(level.narrow(0, b, 1));
+            regions.push_back(model.region_encoder->forward(
+                levels, model.normalize_boxes(s.boxes, s.image.height, s.image.width)));
+            classes.insert(classes.end(), s.box_classes.begin(), s.box_classes.end());
+        }
+        add_region_loss(model, regions, classes, weights, heads, out);
         return out;
     }
     const at::Tensor image_embeds = model.mm_projector->forward(clip.image_features); // [B, P, H]
@@ -772,17 +860,7 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>&
         out.total              = out.total + weights.sam_patch * loss;
         out.sam_patch          = loss.item<double>();
     }
-    if (!heads.region.is_empty() && !regions.empty()) {
-        // The head reads the embeddings RMS-normalised, as the first decoder layer does (their
-        // scale drifts far from the token embeddings' in training; the direction is what the
-        // language model reads).
-        const at::Tensor x = torch::cat(regions); // [N, H]
-        const at::Tensor read =
-            rms_norm(x, torch::ones({x.size(-1)}, x.options()), model.config.llama.rms_norm_eps);
-        const at::Tensor loss = attribute_loss(read, heads.region, class_rows(region_classes));
-        out.total             = out.total + weights.region * loss;
-        out.region            = loss.item<double>();
-    }
+    add_region_loss(model, regions, region_classes, weights, heads, out);
     if (!heads.seg.is_empty() && seg_states.defined()) {
         const at::Tensor loss = attribute_loss(seg_states, heads.seg, class_rows(mask_classes));
         out.total             = out.total + weights.seg * loss;
@@ -1035,16 +1113,43 @@ TrainConfig parse_train_config(const std::string& json_text, const std::string& 
             fail(where, ": tower_only trains the tower on loss.patch and loss.object; give one of "
                         "them a positive weight");
     }
-    if (j.contains("frozen")) {
-        const auto& f = j["frozen"];
-        if (!f.is_array()) fail(where, ": frozen must be a list of component names");
-        for (const auto& name : f) {
-            if (!name.is_string()) fail(where, ": frozen must be a list of component names");
-            c.frozen.push_back(name.get<std::string>());
+    if (j.contains("regions_only")) {
+        if (!j["regions_only"].is_boolean()) fail(where, ": regions_only must be true or false");
+        c.regions_only = j["regions_only"].get<bool>();
+        if (c.regions_only && !(c.loss.region > 0))
+            fail(where, ": regions_only trains the region encoder on loss.region; give it a "
+                        "positive weight");
+        if (c.regions_only && c.tower_only)
+            fail(where, ": tower_only and regions_only exclude each other");
+    }
+    auto names = [&](const char* key) {
+        std::vector<std::string> out;
+        const auto& list = j[key];
+        if (!list.is_array()) fail(where, ": ", key, " must be a list of component names");
+        for (const auto& name : list) {
+            if (!name.is_string()) fail(where, ": ", key, " must be a list of component names");
+            out.push_back(name.get<std::string>());
         }
-        if (c.tower_only &&
-            std::find(c.frozen.begin(), c.frozen.end(), "clip_vision") != c.frozen.end())
+        return out;
+    };
+    auto lists = [](const std::vector<std::string>& list, const char* name) {
+        return std::find(list.begin(), list.end(), name) != list.end();
+    };
+    if (j.contains("frozen")) {
+        c.frozen = names("frozen");
+        if (c.tower_only && lists(c.frozen, "clip_vision"))
             fail(where, ": tower_only trains the vision tower, which frozen keeps as it is");
+        if (c.regions_only && lists(c.frozen, "region_encoder"))
+            fail(where, ": regions_only trains the region encoder, which frozen keeps as it is");
+    }
+    if (j.contains("reinitialise")) {
+        c.reinitialise = names("reinitialise");
+        if (c.init.empty())
+            fail(where, ": reinitialise names components to start afresh in a stage with an init; "
+                        "this recipe has none (everything starts afresh)");
+        for (const std::string& name : c.reinitialise)
+            if (lists(c.frozen, name.c_str()))
+                fail(where, ": \"", name, "\" is both frozen and reinitialised");
     }
     return c;
 }
@@ -1101,7 +1206,9 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
     if (config.loss.region > 0) recipe["region_loss"] = config.loss.region;
     if (config.loss.object > 0) recipe["object_loss"] = config.loss.object;
     if (config.tower_only) recipe["tower_only"] = true;
+    if (config.regions_only) recipe["regions_only"] = true;
     if (!config.frozen.empty()) recipe["frozen"] = config.frozen;
+    if (!config.reinitialise.empty()) recipe["reinitialise"] = config.reinitialise;
     const int64_t start_checkpoint = resume ? newest_checkpoint(paths) : -1;
     // The init is read when the run starts (and for its tokenizer should a resumed run lack one).
     std::optional<InitFolder> init;
@@ -1155,9 +1262,13 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
     model->clip_selection          = clip_selection_for(model->config, model->clip_config);
     model->build_components();
     initialise(*model);
+    check_component_names(*model, config.reinitialise, "reinitialise");
     if (init && start_checkpoint < 0) {
         message(cat("starting from the weights in ", init->dir.string()));
+        const auto fresh = snapshot_components(*model, config.reinitialise);
         load_weights(*model, init->dir);
+        restore_components(*model, fresh);
+        for (const std::string& name : config.reinitialise) message(cat(name, " starts afresh"));
     }
     for (const ComponentRef& ref : model->component_refs()) ref.module->to(model->device);
 
@@ -1228,7 +1339,7 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
         for (auto& group : optimizer.param_groups())
             static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
         optimizer.zero_grad();
-        BatchLoss loss = batch_loss(*model, batch, config.loss, heads, config.tower_only);
+        BatchLoss loss = batch_loss(*model, batch, config.loss, heads, step_scope(config));
         // A tower-only batch can hold nothing to learn from (only an object loss, and the centre
         // crops cut every object away): then no gradient, and AdamW leaves the weights alone.
         if (loss.total.requires_grad()) loss.total.backward();

@@ -79,6 +79,17 @@ struct TrainConfig {
     // projector or SAM in the step, which then costs a fraction of a whole one. A stage that
     // teaches the tower before the rest learns to read it.
     bool tower_only = false;
+    // Train the region encoder alone, on the region loss (loss.region) over a box around every
+    // object of each scene, where a region caption sample gives the encoder one box: no language
+    // model, projector or SAM in the step. The tower runs as the encoder's input (and learns with
+    // it unless frozen). A stage that teaches the encoder what a box holds before the language
+    // model learns to read its <bbox> embeddings.
+    bool regions_only = false;
+    // Components that start from a fresh initialisation (the one a run from scratch with this
+    // seed gives) although the init holds weights for them, by component_refs() name: a stage
+    // that retrains one from scratch. Neither frozen nor read on a resume (the checkpoint has
+    // them).
+    std::vector<std::string> reinitialise;
     // Components kept as the init has them, by GlammModel::component_refs() name (clip_vision,
     // mm_projector, region_encoder, llama, text_projection, sam_image_encoder, sam_prompt_encoder,
     // sam_mask_decoder): out of the optimiser, and no backward through them. GLaMM's own training

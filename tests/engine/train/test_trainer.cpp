@@ -270,6 +270,43 @@ TEST(Trainer, RefusesMisuse) {
     }
 }
 
+TEST(Trainer, RegionsOnlyAndReinitialiseRecipesAreChecked) {
+    std::ifstream tiny(test::data_path("train/tiny-recipe.json"));
+    const nlohmann::json base = nlohmann::json::parse(tiny);
+    auto expect_refused       = [](const nlohmann::json& recipe, const std::string& what) {
+        try {
+            train::parse_train_config(recipe.dump(), "r.json");
+            FAIL() << "expected an error naming " << what;
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+        }
+    };
+    // regions_only needs the region loss, excludes tower_only and a frozen region encoder.
+    nlohmann::json regions  = base;
+    regions["regions_only"] = true;
+    expect_refused(regions, "r.json: regions_only trains the region encoder on loss.region");
+    regions["loss"]["region"] = 1.0;
+    EXPECT_TRUE(train::parse_train_config(regions.dump(), "r.json").regions_only);
+    nlohmann::json both    = regions;
+    both["tower_only"]     = true;
+    both["loss"]["object"] = 1.0;
+    expect_refused(both, "exclude each other");
+    regions["frozen"] = {"clip_vision", "region_encoder"};
+    expect_refused(regions, "regions_only trains the region encoder, which frozen keeps");
+    // reinitialise: only with an init, never of a frozen component.
+    nlohmann::json fresh  = base;
+    fresh["reinitialise"] = {"region_encoder"};
+    expect_refused(fresh, "this recipe has none");
+    fresh["init"] = "somewhere";
+    EXPECT_EQ(train::parse_train_config(fresh.dump(), "r.json").reinitialise,
+              std::vector<std::string>{"region_encoder"});
+    fresh["frozen"] = {"region_encoder"};
+    expect_refused(fresh, "\"region_encoder\" is both frozen and reinitialised");
+    fresh["frozen"]       = nlohmann::json::array();
+    fresh["reinitialise"] = "region_encoder";
+    expect_refused(fresh, "reinitialise must be a list of component names");
+}
+
 TEST(Trainer, AuxiliaryLossesTrainHeadsThatCheckpointsKeepAndReleasesLeaveOut) {
     // The losses that are not GLaMM's (LossWeights::patch, sam_patch, region, seg, object): each is
     // logged,
@@ -543,4 +580,85 @@ TEST(Trainer, ATowerOnlyStageTrainsTheTowerAndLeavesTheRestAsItWas) {
     for (const auto& key : before.names())
         tower_changed |= !torch::equal(before.tensor(key), after.tensor(key));
     EXPECT_TRUE(tower_changed);
+}
+
+TEST(Trainer, ARegionsOnlyStageTrainsTheRegionEncoderOnEveryObjectsBox) {
+    // regions_only with the tower frozen: the step runs the tower, the region encoder on a box
+    // around every object and the region loss alone; every weight but the region encoder's ends
+    // bit-identical to the init's, the region encoder's do not.
+    const std::string& base   = tiny_base_run();
+    const std::string regions = test::make_temp_dir("train-regions-only");
+    train::TrainConfig recipe = tiny_recipe();
+    recipe.init               = base;
+    recipe.regions_only       = true;
+    recipe.loss.region        = 1.0;
+    recipe.frozen             = {"clip_vision"};
+    std::vector<train::StepLog> logs;
+    train::TrainCallbacks callbacks;
+    callbacks.on_step = [&](const train::StepLog& s) { logs.push_back(s); };
+    train::train(recipe, regions, false, callbacks);
+    ASSERT_EQ(logs.size(), static_cast<size_t>(recipe.steps));
+    for (const auto& s : logs) {
+        EXPECT_GT(s.region, 1.0) << "step " << s.step; // near ln 9 + ln 13 = 4.8 at the start
+        EXPECT_EQ(s.ce, 0.0) << "step " << s.step;
+        EXPECT_EQ(s.masks, 0) << "step " << s.step;
+    }
+    expect_same_weights(base + "/clip", regions + "/clip");
+    const Checkpoint before = Checkpoint::open(base + "/glamm"),
+                     after  = Checkpoint::open(regions + "/glamm");
+    ASSERT_EQ(before.names(), after.names());
+    int encoder = 0;
+    for (const auto& key : before.names()) {
+        const bool same = torch::equal(before.tensor(key), after.tensor(key));
+        if (key.rfind(kRegionEncoderPrefix, 0) == 0) {
+            ++encoder;
+            EXPECT_FALSE(same) << key; // the fuse module too: RoIAlign passes the gradient on
+        } else {
+            EXPECT_TRUE(same) << key;
+        }
+    }
+    EXPECT_GT(encoder, 0);
+}
+
+TEST(Trainer, AReinitialisedComponentStartsAsARunFromScratchWouldWhileTheRestKeepTheInit) {
+    // With the learning rate at 0 nothing moves: the reinitialised projector must equal a
+    // from-scratch run's (same seed, same tokenizer, so the same draws), everything else the
+    // init's, and the projector must differ from the init's (the base run trained it).
+    const std::string& base   = tiny_base_run();
+    train::TrainConfig still  = tiny_recipe();
+    still.learning_rate       = 0;
+    still.min_learning_rate   = 0;
+    const std::string scratch = test::make_temp_dir("train-reinit-scratch");
+    train::train(still, scratch, false);
+    train::TrainConfig stage = still;
+    stage.init               = base;
+    stage.reinitialise       = {"mm_projector"};
+    const std::string fresh  = test::make_temp_dir("train-reinit");
+    train::train(stage, fresh, false);
+    expect_same_weights(base + "/clip", fresh + "/clip");
+    const Checkpoint init = Checkpoint::open(base + "/glamm"),
+                     zero = Checkpoint::open(scratch + "/glamm"),
+                     out  = Checkpoint::open(fresh + "/glamm");
+    ASSERT_EQ(init.names(), out.names());
+    int projector = 0;
+    for (const auto& key : out.names()) {
+        if (key.rfind("model.mm_projector.", 0) == 0) {
+            ++projector;
+            EXPECT_TRUE(torch::equal(out.tensor(key), zero.tensor(key))) << key;
+            EXPECT_FALSE(torch::equal(out.tensor(key), init.tensor(key))) << key;
+        } else {
+            EXPECT_TRUE(torch::equal(out.tensor(key), init.tensor(key))) << key;
+        }
+    }
+    EXPECT_EQ(projector, 4); // two Linear layers, weight and bias
+    // A name that is no component of the model is refused, naming it.
+    stage.reinitialise = {"projector"};
+    try {
+        train::train(stage, test::make_temp_dir("train-reinit-bad"), false);
+        FAIL() << "expected an error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("reinitialise: no component \"projector\""),
+                  std::string::npos)
+            << e.what();
+    }
 }
