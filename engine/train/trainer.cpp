@@ -1056,8 +1056,19 @@ TrainConfig parse_train_config(const std::string& json_text, const std::string& 
     c.model        = section("model");
     c.vision_tower = section("vision_tower");
     // Validate the widths the way loading will (messages name the recipe).
-    parse_glamm_config(c.model.dump(), where + " (model)");
-    parse_clip_vision_config(c.vision_tower.dump(), where + " (vision_tower)");
+    const GlammConfig glamm = parse_glamm_config(c.model.dump(), where + " (model)");
+    const ClipVisionConfig tower =
+        parse_clip_vision_config(c.vision_tower.dump(), where + " (vision_tower)");
+    // Region boxes are normalised, times box_scale, on a tower grid of image_size pixels: a
+    // larger scale puts boxes off the grid, where RoIAlign reads zeros (GLaMM's 224 on 336 only
+    // uses two thirds of it; a model trained here should use all of it).
+    if (glamm.with_region && glamm.region_encoder.box_scale > double(tower.image_size))
+        fail(where, ": model.region_encoder.box_scale (", glamm.region_encoder.box_scale,
+             c.model.contains("region_encoder") && c.model["region_encoder"].contains("box_scale")
+                 ? ""
+                 : ", the default",
+             ") exceeds vision_tower.image_size (", tower.image_size,
+             "): the boxes would fall off the tower's grid");
 
     const auto& tokenizer = section("tokenizer");
     c.tokenizer_vocab     = static_cast<int64_t>(number(tokenizer, "tokenizer", "vocab_size", 8));

@@ -662,3 +662,65 @@ TEST(Trainer, AReinitialisedComponentStartsAsARunFromScratchWouldWhileTheRestKee
             << e.what();
     }
 }
+
+TEST(Trainer, EveryParameterGlammReadsLearns) {
+    // A training step must reach every weight the forward reads: a path without a backward (as
+    // RoIAlign once was, which left the region encoder's fuse module at its initialisation) shows
+    // up as tensors that end bit-identical to a learning-rate-0 run's. What stays must be exactly
+    // what GLaMM's tasks never read.
+    train::TrainConfig recipe = tiny_recipe();
+    recipe.tasks              = {1.0, 1.0, 2.0, 0.0}; // GCG, referring segmentation, regions
+    train::TrainConfig still  = recipe;
+    still.learning_rate = still.min_learning_rate = 0;
+    const std::string moved                       = test::make_temp_dir("train-every"),
+                      fixed                       = test::make_temp_dir("train-every-still");
+    train::train(recipe, moved, false);
+    train::train(still, fixed, false);
+    const nlohmann::json tower   = recipe.vision_tower;
+    const std::string last_layer = "vision_model.encoder.layers." +
+                                   std::to_string(tower["num_hidden_layers"].get<int>() - 1) + ".";
+    const std::string decoder                 = "model.grounding_encoder.mask_decoder.",
+                      prompt                  = "model.grounding_encoder.prompt_encoder.";
+    const std::vector<std::string> never_read = {
+        last_layer, // mm_vision_select_layer -2: the tower's last layer is unused
+        "vision_model.post_layernorm.",   // and so is its final norm
+        decoder + "iou_prediction_head.", // GLaMM's loss reads the masks, not their IoU score
+        decoder + "output_hypernetworks_mlps.1.", // multimask_output false: mask 0 only
+        decoder + "output_hypernetworks_mlps.2.",
+        decoder + "output_hypernetworks_mlps.3.",
+        prompt + "point_embeddings.",  // the only prompt is the [SEG] embedding: no points,
+        prompt + "not_a_point_embed.", // boxes or mask prompts
+        prompt + "mask_downscaling.",
+        prompt + "pe_layer.positional_encoding_gaussian_matrix", // SAM's fixed random features
+    };
+    auto never = [&](const std::string& key) {
+        return std::any_of(never_read.begin(), never_read.end(),
+                           [&](const std::string& p) { return key.rfind(p, 0) == 0; });
+    };
+    int unread = 0;
+    for (const char* part : {"/glamm", "/clip"}) {
+        const Checkpoint a = Checkpoint::open(moved + part), b = Checkpoint::open(fixed + part);
+        ASSERT_EQ(a.names(), b.names());
+        for (const auto& key : a.names()) {
+            const bool same = torch::equal(a.tensor(key), b.tensor(key));
+            unread += never(key);
+            EXPECT_EQ(same, never(key)) << key << (same ? " did not learn" : " learned");
+        }
+    }
+    EXPECT_GT(unread, 20);
+}
+
+TEST(Trainer, ARecipeWhoseBoxesFallOffTheTowersGridIsRefused) {
+    std::ifstream tiny(test::data_path("train/tiny-recipe.json"));
+    nlohmann::json recipe = nlohmann::json::parse(tiny);
+    recipe["model"]["region_encoder"].erase("box_scale"); // GLaMM's 224 on a 56-pixel tower
+    try {
+        train::parse_train_config(recipe.dump(), "r.json");
+        FAIL() << "expected an error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("box_scale (224, the default) exceeds "
+                                             "vision_tower.image_size (56)"),
+                  std::string::npos)
+            << e.what();
+    }
+}
