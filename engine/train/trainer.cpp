@@ -94,6 +94,7 @@ struct Sample {
     std::vector<AttributeClasses> box_classes;  // the boxed object of each, for the region loss
     std::vector<Rle> masks;                     // one per [SEG] of the answer, in order
     std::vector<AttributeClasses> mask_classes; // the object under each mask, for the [SEG] loss
+    bool hide_image = false; // image tokens zeroed (TrainConfig::region_image_dropout)
 };
 
 SampleTask draw_task(const TaskMix& mix, std::mt19937_64& rng) {
@@ -185,7 +186,10 @@ std::vector<PreparedSample> prepare_batch(const TrainConfig& config, const Glamm
             auto [ann, image]   = training_scene(config.data, step * config.batch_size + i);
             p.targets =
                 scene_targets(ann, model.clip_config, model.config.grounding_encoder, config.loss);
-            p.sample        = make_sample(ann, std::move(image), draw_task(config.tasks, rng), rng);
+            p.sample = make_sample(ann, std::move(image), draw_task(config.tasks, rng), rng);
+            // Drawn only when asked for, so recipes without it keep their batches.
+            if (config.region_image_dropout > 0 && !p.sample.boxes.empty())
+                p.sample.hide_image = std::bernoulli_distribution(config.region_image_dropout)(rng);
             const Sample& s = p.sample;
             p.clip_pixels   = preprocess_clip(s.image, model.clip_config, model.clip_processor);
             if (config.tower_only) continue; // nothing else reads the scene
@@ -765,9 +769,11 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>&
             regions.push_back(region);
             region_classes.insert(region_classes.end(), s.box_classes.begin(), s.box_classes.end());
         }
-        at::Tensor e         = assemble_embeddings(model.llama, torch::tensor(p.ids, torch::kLong),
-                                                   image_embeds[b], region, kImageTokenIndex,
-                                                   tok.bbox_id()); // [1, S_b, H]
+        at::Tensor e =
+            assemble_embeddings(model.llama, torch::tensor(p.ids, torch::kLong),
+                                s.hide_image ? torch::zeros_like(image_embeds[b]) : image_embeds[b],
+                                region, kImageTokenIndex,
+                                tok.bbox_id()); // [1, S_b, H]
         const int64_t length = e.size(1);
         const int64_t shift  = num_image - 1; // the image slot expands to num_image positions
         std::vector<int64_t> target(length, kIgnoreIndex);
@@ -1124,6 +1130,12 @@ TrainConfig parse_train_config(const std::string& json_text, const std::string& 
             fail(where, ": tower_only trains the tower on loss.patch and loss.object; give one of "
                         "them a positive weight");
     }
+    if (j.contains("region_image_dropout")) {
+        c.region_image_dropout = number(j, "recipe", "region_image_dropout", 0);
+        if (c.region_image_dropout > 1)
+            fail(where, ": region_image_dropout is a share of samples, at most 1, got ",
+                 c.region_image_dropout);
+    }
     if (j.contains("regions_only")) {
         if (!j["regions_only"].is_boolean()) fail(where, ": regions_only must be true or false");
         c.regions_only = j["regions_only"].get<bool>();
@@ -1218,6 +1230,8 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
     if (config.loss.object > 0) recipe["object_loss"] = config.loss.object;
     if (config.tower_only) recipe["tower_only"] = true;
     if (config.regions_only) recipe["regions_only"] = true;
+    if (config.region_image_dropout > 0)
+        recipe["region_image_dropout"] = config.region_image_dropout;
     if (!config.frozen.empty()) recipe["frozen"] = config.frozen;
     if (!config.reinitialise.empty()) recipe["reinitialise"] = config.reinitialise;
     const int64_t start_checkpoint = resume ? newest_checkpoint(paths) : -1;

@@ -79,6 +79,11 @@ struct TrainConfig {
     // projector or SAM in the step, which then costs a fraction of a whole one. A stage that
     // teaches the tower before the rest learns to read it.
     bool tower_only = false;
+    // The share of region caption samples whose image tokens are zeroed, leaving the <bbox>
+    // embedding the only view of the boxed object: a language model that learned to look past the
+    // <bbox> position (as one trained while the region encoder carried little does) gets a
+    // gradient to read it. 0 (the default) shows every sample its image, as GLaMM does.
+    double region_image_dropout = 0.0;
     // Train the region encoder alone, on the region loss (loss.region) over a box around every
     // object of each scene, where a region caption sample gives the encoder one box: no language
     // model, projector or SAM in the step. The tower runs as the encoder's input (and learns with

@@ -724,3 +724,46 @@ TEST(Trainer, ARecipeWhoseBoxesFallOffTheTowersGridIsRefused) {
             << e.what();
     }
 }
+
+TEST(Trainer, RegionImageDropoutHidesTheImageFromRegionCaptionSamples) {
+    // Region captions only: with every sample's image tokens zeroed, nothing reaches the
+    // projector (the loss sees the image through the <bbox> embedding alone) and it ends as the
+    // init has it; with none zeroed it learns.
+    const std::string& base   = tiny_base_run();
+    train::TrainConfig recipe = tiny_recipe();
+    recipe.init               = base;
+    recipe.tasks              = {0.0, 0.0, 1.0, 0.0};
+    auto projector_learned    = [&](double dropout) {
+        recipe.region_image_dropout = dropout;
+        const std::string out       = test::make_temp_dir("train-image-dropout");
+        train::train(recipe, out, false);
+        const Checkpoint before = Checkpoint::open(base + "/glamm"),
+                         after  = Checkpoint::open(out + "/glamm");
+        int projector = 0, changed = 0, others_changed = 0;
+        for (const auto& key : before.names()) {
+            const bool same = torch::equal(before.tensor(key), after.tensor(key));
+            if (key.rfind("model.mm_projector.", 0) == 0) {
+                ++projector;
+                changed += !same;
+            } else {
+                others_changed += !same;
+            }
+        }
+        EXPECT_EQ(projector, 4);
+        EXPECT_GT(others_changed, 0) << "dropout " << dropout; // the rest trains either way
+        return changed;
+    };
+    EXPECT_EQ(projector_learned(1.0), 0);
+    EXPECT_EQ(projector_learned(0.0), 4);
+    // A share above 1 is refused.
+    std::ifstream tiny(test::data_path("train/tiny-recipe.json"));
+    nlohmann::json bad          = nlohmann::json::parse(tiny);
+    bad["region_image_dropout"] = 1.5;
+    try {
+        train::parse_train_config(bad.dump(), "r.json");
+        FAIL() << "expected an error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("region_image_dropout is a share"), std::string::npos)
+            << e.what();
+    }
+}
