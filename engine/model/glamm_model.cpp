@@ -243,18 +243,37 @@ void GlammModel::build_components() {
                                        clip_config.patch_size);
 }
 
+std::vector<std::string> GlammModel::component_names(const GlammConfig& config) {
+    std::vector<std::string> names = {"clip_vision", "mm_projector"};
+    if (config.with_region) names.push_back("region_encoder");
+    for (const char* name : {"llama", "text_projection", "sam_image_encoder", "sam_prompt_encoder",
+                             "sam_mask_decoder"})
+        names.emplace_back(name);
+    return names;
+}
+
 std::vector<ComponentRef> GlammModel::component_refs() const {
-    std::vector<ComponentRef> refs = {
-        {"clip_vision", kClipVisionWritePrefix, clip.get(), true},
-        {"mm_projector", kMmProjectorPrefix, mm_projector.get(), false}};
-    if (config.with_region)
-        refs.push_back({"region_encoder", kRegionEncoderPrefix, region_encoder.get(), false});
-    refs.push_back({"llama", "", llama.get(), false});
-    refs.push_back({"text_projection", kTextProjectionPrefix, text_projection.get(), false});
-    refs.push_back({"sam_image_encoder", kSamImageEncoderPrefix, sam_image_encoder.get(), false});
-    refs.push_back(
-        {"sam_prompt_encoder", kSamPromptEncoderPrefix, sam_prompt_encoder.get(), false});
-    refs.push_back({"sam_mask_decoder", kSamMaskDecoderPrefix, sam_mask_decoder.get(), false});
+    std::vector<ComponentRef> refs;
+    for (const std::string& name : component_names(config)) {
+        if (name == "clip_vision")
+            refs.push_back({name, kClipVisionWritePrefix, clip.get(), true});
+        else if (name == "mm_projector")
+            refs.push_back({name, kMmProjectorPrefix, mm_projector.get(), false});
+        else if (name == "region_encoder")
+            refs.push_back({name, kRegionEncoderPrefix, region_encoder.get(), false});
+        else if (name == "llama")
+            refs.push_back({name, "", llama.get(), false});
+        else if (name == "text_projection")
+            refs.push_back({name, kTextProjectionPrefix, text_projection.get(), false});
+        else if (name == "sam_image_encoder")
+            refs.push_back({name, kSamImageEncoderPrefix, sam_image_encoder.get(), false});
+        else if (name == "sam_prompt_encoder")
+            refs.push_back({name, kSamPromptEncoderPrefix, sam_prompt_encoder.get(), false});
+        else if (name == "sam_mask_decoder")
+            refs.push_back({name, kSamMaskDecoderPrefix, sam_mask_decoder.get(), false});
+        else
+            fail("component_refs: no component named ", name); // component_names out of step
+    }
     return refs;
 }
 

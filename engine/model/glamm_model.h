@@ -116,6 +116,9 @@ public:
     // The components with their checkpoint prefixes, in load order (region encoder only when
     // config.with_region).
     std::vector<ComponentRef> component_refs() const;
+    // The names component_refs() gives a model of `config`, without building it (a training
+    // recipe's component lists are checked against them before anything is written).
+    static std::vector<std::string> component_names(const GlammConfig& config);
     // Writes every parameter and stored buffer in the release layout, cast to `dtype`: the GLaMM
     // tensors to `glamm_file`, the vision tower's (prefix kClipVisionWritePrefix) to `clip_file`.
     // Both files are written atomically; GlammModel::load reads them back strictly.

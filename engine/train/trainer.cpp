@@ -261,17 +261,16 @@ void initialise(GlammModel& model) {
     model.sam_prompt_encoder->pe_layer->positional_encoding_gaussian_matrix.normal_(0, 1);
 }
 
-// Refuses a recipe list (`key`: frozen, reinitialise) naming a component the model lacks.
-void check_component_names(const GlammModel& model, const std::vector<std::string>& names,
+// Refuses a recipe list (`key`: frozen, reinitialise) naming a component that a model of
+// `glamm` lacks (GlammModel::component_names), before anything is built or written.
+void check_component_names(const GlammConfig& glamm, const std::vector<std::string>& names,
                            const char* key) {
-    const std::vector<ComponentRef> refs = model.component_refs();
+    const std::vector<std::string> known = GlammModel::component_names(glamm);
     for (const std::string& name : names) {
-        if (std::none_of(refs.begin(), refs.end(),
-                         [&](const ComponentRef& r) { return r.name == name; })) {
-            std::string known;
-            for (const ComponentRef& r : refs) known += (known.empty() ? "" : ", ") + r.name;
-            fail("recipe ", key, ": no component \"", name, "\" in this model (it has ", known,
-                 ")");
+        if (std::find(known.begin(), known.end(), name) == known.end()) {
+            std::string list;
+            for (const std::string& k : known) list += (list.empty() ? "" : ", ") + k;
+            fail("recipe ", key, ": no component \"", name, "\" in this model (it has ", list, ")");
         }
     }
 }
@@ -308,7 +307,6 @@ void restore_components(GlammModel& model,
 std::vector<at::Tensor> trainable_parameters(const GlammModel& model,
                                              const std::vector<std::string>& frozen) {
     const std::vector<ComponentRef> refs = model.component_refs();
-    check_component_names(model, frozen, "frozen");
     std::vector<at::Tensor> params;
     for (const ComponentRef& ref : refs) {
         const bool keep = std::find(frozen.begin(), frozen.end(), ref.name) != frozen.end();
@@ -1160,6 +1158,7 @@ TrainConfig parse_train_config(const std::string& json_text, const std::string& 
     };
     if (j.contains("frozen")) {
         c.frozen = names("frozen");
+        check_component_names(glamm, c.frozen, "frozen");
         if (c.tower_only && lists(c.frozen, "clip_vision"))
             fail(where, ": tower_only trains the vision tower, which frozen keeps as it is");
         if (c.regions_only && lists(c.frozen, "region_encoder"))
@@ -1167,6 +1166,7 @@ TrainConfig parse_train_config(const std::string& json_text, const std::string& 
     }
     if (j.contains("reinitialise")) {
         c.reinitialise = names("reinitialise");
+        check_component_names(glamm, c.reinitialise, "reinitialise");
         if (c.init.empty())
             fail(where, ": reinitialise names components to start afresh in a stage with an init; "
                         "this recipe has none (everything starts afresh)");
@@ -1211,6 +1211,10 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
     auto message = [&](const std::string& text) {
         if (callbacks.on_message) callbacks.on_message(text);
     };
+    // The component lists of a recipe made in code (load_train_config checked a file's).
+    const GlammConfig glamm = parse_glamm_config(config.model.dump(), "recipe model");
+    check_component_names(glamm, config.frozen, "frozen");
+    check_component_names(glamm, config.reinitialise, "reinitialise");
     const Paths paths(out_dir);
     fs::create_directories(paths.out);
     nlohmann::json recipe = {
@@ -1287,7 +1291,6 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
     model->clip_selection          = clip_selection_for(model->config, model->clip_config);
     model->build_components();
     initialise(*model);
-    check_component_names(*model, config.reinitialise, "reinitialise");
     if (init && start_checkpoint < 0) {
         message(cat("starting from the weights in ", init->dir.string()));
         const auto fresh = snapshot_components(*model, config.reinitialise);

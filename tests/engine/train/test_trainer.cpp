@@ -542,15 +542,19 @@ TEST(Trainer, FrozenComponentsKeepTheInitsWeightsWhileTheRestLearn) {
     }
     EXPECT_GT(sam_encoder, 0);
     EXPECT_GT(changed, 0); // the language model, projector, mask decoder… learned
-    // A name that is no component of the model is refused, naming it.
-    recipe.frozen = {"clip_vision", "sam"};
+    // A name that is no component of the model is refused, naming it, before anything is
+    // written.
+    recipe.frozen             = {"clip_vision", "sam"};
+    const std::string bad_out = test::make_temp_dir("train-frozen-bad");
     try {
-        train::train(recipe, test::make_temp_dir("train-frozen-bad"), false);
+        train::train(recipe, bad_out, false);
         FAIL() << "expected an error";
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("no component \"sam\""), std::string::npos)
             << e.what();
     }
+    EXPECT_FALSE(fs::exists(fs::path(bad_out) / "recipe.json"));
+    EXPECT_FALSE(fs::exists(fs::path(bad_out) / "glamm"));
 }
 
 TEST(Trainer, ATowerOnlyStageTrainsTheTowerAndLeavesTheRestAsItWas) {
@@ -765,5 +769,40 @@ TEST(Trainer, RegionImageDropoutHidesTheImageFromRegionCaptionSamples) {
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("region_image_dropout is a share"), std::string::npos)
             << e.what();
+    }
+}
+
+TEST(Trainer, ComponentNamesAreTheBuiltModelsAndListsNamingOthersAreRefusedOnReading) {
+    // GlammModel::component_names (what recipe lists are checked against before anything is
+    // built) gives the names a built model's component_refs() has, and a recipe file naming
+    // another component is refused as it is read.
+    ModelOptions options;
+    options.model_dir = tiny_base_run() + "/glamm";
+    const auto model  = GlammModel::load(options);
+    std::vector<std::string> built;
+    for (const ComponentRef& ref : model->component_refs()) built.push_back(ref.name);
+    EXPECT_EQ(GlammModel::component_names(model->config), built);
+    EXPECT_EQ(built.size(), 8u);
+    GlammConfig plain                      = model->config;
+    plain.with_region                      = false;
+    const std::vector<std::string> without = GlammModel::component_names(plain);
+    EXPECT_EQ(std::count(without.begin(), without.end(), "region_encoder"), 0);
+    EXPECT_EQ(without.size(), 7u);
+
+    std::ifstream tiny(test::data_path("train/tiny-recipe.json"));
+    const nlohmann::json base = nlohmann::json::parse(tiny);
+    for (const char* key : {"frozen", "reinitialise"}) {
+        nlohmann::json recipe = base;
+        recipe["init"]        = "somewhere";
+        recipe[key]           = {"llama", "vision"};
+        try {
+            train::parse_train_config(recipe.dump(), "r.json");
+            FAIL() << "expected an error for " << key;
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find(std::string("recipe ") + key +
+                                                 ": no component \"vision\""),
+                      std::string::npos)
+                << e.what();
+        }
     }
 }
