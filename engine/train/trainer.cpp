@@ -694,6 +694,15 @@ void add_region_loss(const GlammModel& model, const std::vector<at::Tensor>& reg
     out.region            = loss.item<double>();
 }
 
+// The <bbox> embeddings [N, H] of sample b's N boxes, from its CLIP levels in the batch.
+at::Tensor encode_sample_boxes(const GlammModel& model, const ClipVisionFeatures& clip, int64_t b,
+                               const Sample& s) {
+    std::vector<at::Tensor> levels;
+    for (const auto& level : clip.region_levels) levels.push_back(level.narrow(0, b, 1));
+    return model.region_encoder->forward(
+        levels, model.normalize_boxes(s.boxes, s.image.height, s.image.width));
+}
+
 // What a step runs (TrainConfig::tower_only, regions_only).
 enum class StepScope { Whole, Tower, Regions };
 
@@ -733,10 +742,7 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>&
         for (int64_t b = 0; b < num_samples; ++b) {
             const Sample& s = batch[b].sample;
             if (s.boxes.empty()) continue;
-            std::vector<at::Tensor> levels;
-            for (const auto& level : clip.region_levels) levels.push_back(level.narrow(0, b, 1));
-            regions.push_back(model.region_encoder->forward(
-                levels, model.normalize_boxes(s.boxes, s.image.height, s.image.width)));
+            regions.push_back(encode_sample_boxes(model, clip, b, s));
             classes.insert(classes.end(), s.box_classes.begin(), s.box_classes.end());
         }
         add_region_loss(model, regions, classes, weights, heads, out);
@@ -760,10 +766,7 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>&
         const Sample& s         = p.sample;
         at::Tensor region; // [N, H]
         if (!s.boxes.empty()) {
-            std::vector<at::Tensor> levels;
-            for (const auto& level : clip.region_levels) levels.push_back(level.narrow(0, b, 1));
-            region = model.region_encoder->forward(
-                levels, model.normalize_boxes(s.boxes, s.image.height, s.image.width));
+            region = encode_sample_boxes(model, clip, b, s);
             regions.push_back(region);
             region_classes.insert(region_classes.end(), s.box_classes.begin(), s.box_classes.end());
         }

@@ -53,6 +53,15 @@ void expect_same_weights(const std::string& a_dir, const std::string& b_dir) {
         EXPECT_TRUE(torch::equal(a.tensor(key), b.tensor(key))) << key;
 }
 
+// Trains `recipe` into `out` and returns every step's log.
+std::vector<train::StepLog> train_logged(const train::TrainConfig& recipe, const std::string& out) {
+    std::vector<train::StepLog> logs;
+    train::TrainCallbacks callbacks;
+    callbacks.on_step = [&](const train::StepLog& s) { logs.push_back(s); };
+    train::train(recipe, out, false, callbacks);
+    return logs;
+}
+
 int csv_rows(const fs::path& csv) {
     std::ifstream in(csv);
     std::string line;
@@ -313,21 +322,18 @@ TEST(Trainer, AuxiliaryLossesTrainHeadsThatCheckpointsKeepAndReleasesLeaveOut) {
     // a run resumed from a checkpoint ends bit-identical (the heads and their optimiser state are
     // in the checkpoint), the release holds exactly the keys GLaMM's architecture has, and the
     // weights differ from the same run without them.
-    train::TrainConfig plain_recipe = tiny_recipe();
-    plain_recipe.tasks.regcap       = 1.0; // boxes in most samples, for the region loss
-    train::TrainConfig recipe       = plain_recipe;
-    recipe.loss.patch               = 1.0;
-    recipe.loss.sam_patch           = 1.0;
-    recipe.loss.region              = 1.0;
-    recipe.loss.seg                 = 1.0;
-    recipe.loss.object              = 1.0;
-    const std::string straight      = test::make_temp_dir("train-aux"),
-                      resumed       = test::make_temp_dir("train-aux-resumed"),
-                      plain         = test::make_temp_dir("train-aux-none");
-    std::vector<train::StepLog> logs;
-    train::TrainCallbacks callbacks;
-    callbacks.on_step = [&](const train::StepLog& s) { logs.push_back(s); };
-    train::train(recipe, straight, false, callbacks);
+    train::TrainConfig plain_recipe        = tiny_recipe();
+    plain_recipe.tasks.regcap              = 1.0; // boxes in most samples, for the region loss
+    train::TrainConfig recipe              = plain_recipe;
+    recipe.loss.patch                      = 1.0;
+    recipe.loss.sam_patch                  = 1.0;
+    recipe.loss.region                     = 1.0;
+    recipe.loss.seg                        = 1.0;
+    recipe.loss.object                     = 1.0;
+    const std::string straight             = test::make_temp_dir("train-aux"),
+                      resumed              = test::make_temp_dir("train-aux-resumed"),
+                      plain                = test::make_temp_dir("train-aux-none");
+    const std::vector<train::StepLog> logs = train_logged(recipe, straight);
     ASSERT_EQ(logs.size(), static_cast<size_t>(recipe.steps));
     // Two cross-entropies over 9 shape and 13 colour classes start near ln 9 + ln 13 = 4.8.
     EXPECT_GT(logs[0].patch, 1.0);
@@ -560,16 +566,13 @@ TEST(Trainer, FrozenComponentsKeepTheInitsWeightsWhileTheRestLearn) {
 TEST(Trainer, ATowerOnlyStageTrainsTheTowerAndLeavesTheRestAsItWas) {
     // tower_only: the step runs the vision tower and its losses alone; every weight outside
     // the tower ends bit-identical to the init's, the tower's do not.
-    const std::string& base   = tiny_base_run();
-    const std::string tower   = test::make_temp_dir("train-tower-only");
-    train::TrainConfig recipe = tiny_recipe();
-    recipe.init               = base;
-    recipe.tower_only         = true;
-    recipe.loss.object        = 1.0;
-    std::vector<train::StepLog> logs;
-    train::TrainCallbacks callbacks;
-    callbacks.on_step = [&](const train::StepLog& s) { logs.push_back(s); };
-    train::train(recipe, tower, false, callbacks);
+    const std::string& base                = tiny_base_run();
+    const std::string tower                = test::make_temp_dir("train-tower-only");
+    train::TrainConfig recipe              = tiny_recipe();
+    recipe.init                            = base;
+    recipe.tower_only                      = true;
+    recipe.loss.object                     = 1.0;
+    const std::vector<train::StepLog> logs = train_logged(recipe, tower);
     ASSERT_EQ(logs.size(), static_cast<size_t>(recipe.steps));
     for (const auto& s : logs) {
         EXPECT_GT(s.object, 1.0) << "step " << s.step; // near ln 9 + ln 13 = 4.8 at the start
@@ -590,17 +593,14 @@ TEST(Trainer, ARegionsOnlyStageTrainsTheRegionEncoderOnEveryObjectsBox) {
     // regions_only with the tower frozen: the step runs the tower, the region encoder on a box
     // around every object and the region loss alone; every weight but the region encoder's ends
     // bit-identical to the init's, the region encoder's do not.
-    const std::string& base   = tiny_base_run();
-    const std::string regions = test::make_temp_dir("train-regions-only");
-    train::TrainConfig recipe = tiny_recipe();
-    recipe.init               = base;
-    recipe.regions_only       = true;
-    recipe.loss.region        = 1.0;
-    recipe.frozen             = {"clip_vision"};
-    std::vector<train::StepLog> logs;
-    train::TrainCallbacks callbacks;
-    callbacks.on_step = [&](const train::StepLog& s) { logs.push_back(s); };
-    train::train(recipe, regions, false, callbacks);
+    const std::string& base                = tiny_base_run();
+    const std::string regions              = test::make_temp_dir("train-regions-only");
+    train::TrainConfig recipe              = tiny_recipe();
+    recipe.init                            = base;
+    recipe.regions_only                    = true;
+    recipe.loss.region                     = 1.0;
+    recipe.frozen                          = {"clip_vision"};
+    const std::vector<train::StepLog> logs = train_logged(recipe, regions);
     ASSERT_EQ(logs.size(), static_cast<size_t>(recipe.steps));
     for (const auto& s : logs) {
         EXPECT_GT(s.region, 1.0) << "step " << s.step; // near ln 9 + ln 13 = 4.8 at the start
