@@ -89,7 +89,7 @@ AttributeClasses object_classes(const synth::SceneAnnotation& ann, int id,
 
 struct Sample {
     Image image;
-    std::string instruction, answer;
+    std::vector<Turn> turns;                    // one, or several region caption turns
     std::vector<Box> boxes;                     // region prompts, original-image pixels
     std::vector<AttributeClasses> box_classes;  // the boxed object of each, for the region loss
     std::vector<Rle> masks;                     // one per [SEG] of the answer, in order
@@ -106,11 +106,12 @@ template <class T> const T& draw(const std::vector<T>& items, std::mt19937_64& r
     return items[std::uniform_int_distribution<size_t>(0, items.size() - 1)(rng)];
 }
 
-// One training sample from a scene: the instruction and answer GLaMM's datasets would build
+// One training sample from a scene: the conversation GLaMM's datasets would build
 // (ref: dataset/gcg_datasets/GranDf_gcg_ds.py, dataset/segm_datasets/RefCOCO_Segm_ds.py,
 // dataset/region_datasets/RefCOCO_VG_Region_ds.py, dataset/caption_datasets/COCO_Caption_ds.py).
+// A region caption sample asks about `regcap_turns` boxes (TrainConfig::regcap_turns).
 Sample make_sample(const synth::SceneAnnotation& ann, Image image, SampleTask task,
-                   std::mt19937_64& rng) {
+                   int64_t regcap_turns, std::mt19937_64& rng) {
     Sample s;
     s.image = std::move(image);
     if (task == SampleTask::Refseg && ann.referring.empty()) task = SampleTask::Gcg;
@@ -119,8 +120,8 @@ Sample make_sample(const synth::SceneAnnotation& ann, Image image, SampleTask ta
     case SampleTask::Gcg: {
         // Both wordings: the training one and the eval one (five spaces, spec §3.2).
         const bool eval_wording = std::bernoulli_distribution(0.5)(rng);
-        s.instruction = build_instruction(TaskPreset::GroundedCaption, "", 0, eval_wording);
-        s.answer      = ann.gcg_caption;
+        s.turns                 = {
+                            {build_instruction(TaskPreset::GroundedCaption, "", 0, eval_wording), ann.gcg_caption}};
         for (const auto& p : ann.phrases) {
             s.masks.push_back(p.mask);
             s.mask_classes.push_back(object_classes(ann, p.objects.at(0), p.text));
@@ -128,24 +129,33 @@ Sample make_sample(const synth::SceneAnnotation& ann, Image image, SampleTask ta
         break;
     }
     case SampleTask::Refseg: {
-        const auto& r  = draw(ann.referring, rng);
-        s.instruction  = build_instruction(TaskPreset::ReferringSegmentation, r.text);
-        s.answer       = kRefsegAnswer;
-        s.masks        = {r.mask};
+        const auto& r = draw(ann.referring, rng);
+        s.turns = {{build_instruction(TaskPreset::ReferringSegmentation, r.text), kRefsegAnswer}};
+        s.masks = {r.mask};
         s.mask_classes = {object_classes(ann, r.objects.at(0), r.text)};
         break;
     }
     case SampleTask::Regcap: {
-        const auto& r = draw(ann.regions, rng);
-        s.instruction = build_instruction(TaskPreset::RegionCaption, "", 1);
-        s.answer      = r.text;
-        s.boxes = {Box{double(r.bbox[0]), double(r.bbox[1]), double(r.bbox[2]), double(r.bbox[3])}};
-        s.box_classes = {object_classes(ann, r.object, r.text)};
+        // One drawn box, or up to regcap_turns of them in a random order (ref:
+        // RefCOCO_VG_Region_ds.py region_enc_processor: randperm(...)[:max_gt_per_img]).
+        std::vector<const synth::RegionDescription*> picked;
+        if (regcap_turns == 1) {
+            picked = {&draw(ann.regions, rng)};
+        } else {
+            for (const auto& r : ann.regions) picked.push_back(&r);
+            std::shuffle(picked.begin(), picked.end(), rng);
+            picked.resize(std::min(picked.size(), static_cast<size_t>(regcap_turns)));
+        }
+        for (const synth::RegionDescription* r : picked) {
+            s.turns.push_back({build_instruction(TaskPreset::RegionCaption, "", 1), r->text});
+            s.boxes.push_back(Box{double(r->bbox[0]), double(r->bbox[1]), double(r->bbox[2]),
+                                  double(r->bbox[3])});
+            s.box_classes.push_back(object_classes(ann, r->object, r->text));
+        }
         break;
     }
     case SampleTask::Caption:
-        s.instruction = build_instruction(TaskPreset::ImageCaption, "");
-        s.answer      = ann.caption;
+        s.turns = {{build_instruction(TaskPreset::ImageCaption, ""), ann.caption}};
         break;
     }
     return s;
@@ -165,12 +175,11 @@ std::mt19937_64 sample_rng(uint64_t seed, int64_t step, int64_t slot) {
 // (in parallel, and ahead of the step when the model is on a GPU).
 struct PreparedSample {
     Sample sample;
-    at::Tensor clip_pixels;   // [1, 3, S, S]
-    SamPreprocessed sam;      // [1, 3, S', S'] + the resize geometry
-    std::vector<int64_t> ids; // prompt (with the image slot) + answer + EOS
-    int64_t answer_start = 0; // index in `ids` of the first answer token
-    at::Tensor mask_targets;  // [K, H0, W0] f32, undefined when K = 0
-    SceneTargets targets;     // of the losses the recipe asks for (scene_targets())
+    at::Tensor clip_pixels;  // [1, 3, S, S]
+    SamPreprocessed sam;     // [1, 3, S', S'] + the resize geometry
+    ConversationIds text;    // the conversation's ids (with the image slot), answers + EOS
+    at::Tensor mask_targets; // [K, H0, W0] f32, undefined when K = 0
+    SceneTargets targets;    // of the losses the recipe asks for (scene_targets())
 };
 
 // The B samples of `step`: scene step*B + i with task and wording drawn from (seed, step, i), so
@@ -186,7 +195,8 @@ std::vector<PreparedSample> prepare_batch(const TrainConfig& config, const Glamm
             auto [ann, image]   = training_scene(config.data, step * config.batch_size + i);
             p.targets =
                 scene_targets(ann, model.clip_config, model.config.grounding_encoder, config.loss);
-            p.sample = make_sample(ann, std::move(image), draw_task(config.tasks, rng), rng);
+            p.sample = make_sample(ann, std::move(image), draw_task(config.tasks, rng),
+                                   config.regcap_turns, rng);
             // Drawn only when asked for, so recipes without it keep their batches.
             if (config.region_image_dropout > 0 && !p.sample.boxes.empty())
                 p.sample.hide_image = std::bernoulli_distribution(config.region_image_dropout)(rng);
@@ -203,12 +213,8 @@ std::vector<PreparedSample> prepare_batch(const TrainConfig& config, const Glamm
                 }
                 continue;
             }
-            p.sam          = preprocess_sam(s.image, model.config.grounding_encoder);
-            p.ids          = tok.encode_with_image(model.first_turn_prompt(s.instruction));
-            p.answer_start = static_cast<int64_t>(p.ids.size());
-            const std::vector<int64_t> answer = tok.encode(s.answer, false);
-            p.ids.insert(p.ids.end(), answer.begin(), answer.end());
-            p.ids.push_back(tok.eos_id());
+            p.sam  = preprocess_sam(s.image, model.config.grounding_encoder);
+            p.text = conversation_ids(tok, model.config.mm_use_im_start_end, s.turns);
             if (s.masks.empty()) continue;
             std::vector<at::Tensor> gt;
             for (const Rle& m : s.masks) {
@@ -771,7 +777,7 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>&
             region_classes.insert(region_classes.end(), s.box_classes.begin(), s.box_classes.end());
         }
         at::Tensor e =
-            assemble_embeddings(model.llama, torch::tensor(p.ids, torch::kLong),
+            assemble_embeddings(model.llama, torch::tensor(p.text.ids, torch::kLong),
                                 s.hide_image ? torch::zeros_like(image_embeds[b]) : image_embeds[b],
                                 region, kImageTokenIndex,
                                 tok.bbox_id()); // [1, S_b, H]
@@ -779,18 +785,21 @@ BatchLoss batch_loss(const GlammModel& model, const std::vector<PreparedSample>&
         const int64_t shift  = num_image - 1; // the image slot expands to num_image positions
         std::vector<int64_t> target(length, kIgnoreIndex);
         int64_t masks = 0;
-        for (size_t j = static_cast<size_t>(p.answer_start); j < p.ids.size(); ++j) {
-            const int64_t pos = static_cast<int64_t>(j) + shift; // answer token j
-            target[pos - 1]   = p.ids[j];
-            if (p.ids[j] == tok.seg_id()) {
-                seg_rows.push_back(pos - 1); // row within the sample; made flat below
-                seg_sample.push_back(b);
-                ++masks;
+        for (const auto& [begin, end] : p.text.answers) {
+            for (int64_t j = begin; j < end; ++j) {
+                const int64_t id  = p.text.ids[static_cast<size_t>(j)];
+                const int64_t pos = j + shift; // answer token j
+                target[pos - 1]   = id;
+                if (id == tok.seg_id()) {
+                    seg_rows.push_back(pos - 1); // row within the sample; made flat below
+                    seg_sample.push_back(b);
+                    ++masks;
+                }
             }
         }
         if (masks != static_cast<int64_t>(s.masks.size()))
             fail("training sample has ", masks, " [SEG] tokens but ", s.masks.size(), " masks: \"",
-                 s.answer, "\"");
+                 s.turns.back().answer, "\"");
         mask_classes.insert(mask_classes.end(), s.mask_classes.begin(), s.mask_classes.end());
         embeds.push_back(e);
         targets.push_back(std::move(target));
@@ -1137,6 +1146,12 @@ TrainConfig parse_train_config(const std::string& json_text, const std::string& 
             fail(where, ": region_image_dropout is a share of samples, at most 1, got ",
                  c.region_image_dropout);
     }
+    if (j.contains("regcap_turns")) {
+        if (!j["regcap_turns"].is_number_integer() || j["regcap_turns"].get<int64_t>() < 1)
+            fail(where, ": regcap_turns is the number of boxes a region caption sample asks "
+                        "about, an integer of at least 1");
+        c.regcap_turns = j["regcap_turns"].get<int64_t>();
+    }
     if (j.contains("regions_only")) {
         if (!j["regions_only"].is_boolean()) fail(where, ": regions_only must be true or false");
         c.regions_only = j["regions_only"].get<bool>();
@@ -1206,6 +1221,33 @@ std::string tokenizer_corpus(const synth::SynthOptions& data, int64_t count) {
     return os.str();
 }
 
+ConversationIds conversation_ids(const Tokenizer& tokenizer, bool mm_use_im_start_end,
+                                 const std::vector<Turn>& turns) {
+    if (turns.empty()) fail("a training conversation needs at least one turn");
+    Conversation conversation(mm_use_im_start_end);
+    ConversationIds out;
+    for (size_t k = 0; k < turns.size(); ++k) {
+        // The prompt up to this turn's "ASSISTANT:", as the chat has it: the earlier turns' ids
+        // must be its beginning, else their targets would not be what the model reads.
+        conversation.add_user(turns[k].instruction);
+        std::vector<int64_t> prompt = tokenizer.encode_with_image(conversation.prompt());
+        if (prompt.size() < out.ids.size() ||
+            !std::equal(out.ids.begin(), out.ids.end(), prompt.begin()))
+            fail("turn ", k + 1,
+                 " of a training conversation changes how the earlier turns "
+                 "tokenise (answer ",
+                 k, ": \"", turns[k - 1].answer, "\")");
+        out.ids           = std::move(prompt);
+        const auto begin  = static_cast<int64_t>(out.ids.size());
+        const auto answer = tokenizer.encode(turns[k].answer, /*add_bos=*/false);
+        out.ids.insert(out.ids.end(), answer.begin(), answer.end());
+        out.ids.push_back(tokenizer.eos_id());
+        out.answers.emplace_back(begin, static_cast<int64_t>(out.ids.size()));
+        conversation.add_assistant(turns[k].answer);
+    }
+    return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Training loop
 
@@ -1239,6 +1281,7 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
     if (config.regions_only) recipe["regions_only"] = true;
     if (config.region_image_dropout > 0)
         recipe["region_image_dropout"] = config.region_image_dropout;
+    if (config.regcap_turns != 1) recipe["regcap_turns"] = config.regcap_turns;
     if (!config.frozen.empty()) recipe["frozen"] = config.frozen;
     if (!config.reinitialise.empty()) recipe["reinitialise"] = config.reinitialise;
     const int64_t start_checkpoint = resume ? newest_checkpoint(paths) : -1;

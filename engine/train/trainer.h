@@ -17,7 +17,12 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
+
+namespace glamm {
+class Tokenizer;
+}
 
 namespace glamm::train {
 
@@ -84,6 +89,12 @@ struct TrainConfig {
     // <bbox> position (as one trained while the region encoder carried little does) gets a
     // gradient to read it. 0 (the default) shows every sample its image, as GLaMM does.
     double region_image_dropout = 0.0;
+    // Boxes a region caption sample asks about, one conversation turn each ("... marked by
+    // <bbox>?" -> its description), in a random order: all of the scene's up to this many. GLaMM's
+    // region datasets ask about up to max_gt_per_img = 10 boxes of an image in one conversation
+    // (ref: groundingLMM dataset/region_datasets/RefCOCO_VG_Region_ds.py create_conversations);
+    // 1 (the default) asks about one drawn box, as the eval does.
+    int64_t regcap_turns = 1;
     // Train the region encoder alone, on the region loss (loss.region) over a box around every
     // object of each scene, where a region caption sample gives the encoder one box: no language
     // model, projector or SAM in the step. The tower runs as the encoder's input (and learns with
@@ -141,6 +152,22 @@ struct SceneTargets {
 };
 SceneTargets scene_targets(const synth::SceneAnnotation& scene, const ClipVisionConfig& clip,
                            const SamConfig& sam, const LossWeights& weights);
+
+// One question and its answer.
+struct Turn {
+    std::string instruction, answer;
+};
+// A training conversation's token ids as the engine's chat prompt has them
+// (Tokenizer::encode_with_image of the llava_v1 Conversation::prompt(), spec §3.1, with the image
+// slot in the first turn) and where each answer lies: answer k's tokens and the "</s>" closing it
+// are ids[answers[k].first, answers[k].second), the positions the cross-entropy is taken on.
+// Throws when an earlier turn does not tokenise the same within the longer prompt.
+struct ConversationIds {
+    std::vector<int64_t> ids;
+    std::vector<std::pair<int64_t, int64_t>> answers;
+};
+ConversationIds conversation_ids(const Tokenizer& tokenizer, bool mm_use_im_start_end,
+                                 const std::vector<Turn>& turns);
 
 // Reads and checks a recipe (messages name the file and key).
 TrainConfig load_train_config(const std::string& path);

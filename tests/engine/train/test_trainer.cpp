@@ -8,6 +8,7 @@
 #include "model/glamm_model.h"
 #include "session.h"
 #include "support/test_support.h"
+#include "text/conversation.h"
 #include "text/tokenizer.h"
 #include "train/trainer.h"
 
@@ -805,4 +806,96 @@ TEST(Trainer, ComponentNamesAreTheBuiltModelsAndListsNamingOthersAreRefusedOnRea
                 << e.what();
         }
     }
+}
+
+TEST(Trainer, AConversationsIdsAreTheChatPromptsWithEveryAnswerTargeted) {
+    // conversation_ids gives the ids the engine's chat tokenises the same conversation to, and
+    // each answer's span is exactly its tokens and the "</s>" closing it.
+    ModelOptions options;
+    options.model_dir                    = tiny_base_run() + "/glamm";
+    const auto model                     = GlammModel::load(options);
+    const Tokenizer& tok                 = *model->tokenizer;
+    const std::string asked              = build_instruction(TaskPreset::RegionCaption, "", 1);
+    const std::vector<train::Turn> turns = {
+        {asked, "a large striped red star"}, {asked, "a small blue circle"}, {asked, "a ring"}};
+    const train::ConversationIds got = train::conversation_ids(tok, true, turns);
+
+    Conversation chat(true);
+    for (const auto& t : turns) {
+        chat.add_user(t.instruction);
+        chat.add_assistant(t.answer);
+    }
+    EXPECT_EQ(got.ids, tok.encode_with_image(chat.prompt()));
+    ASSERT_EQ(got.answers.size(), turns.size());
+    int64_t previous_end = 0;
+    for (size_t k = 0; k < turns.size(); ++k) {
+        const auto [begin, end] = got.answers[k];
+        EXPECT_GT(begin, previous_end) << "turn " << k; // a question comes between answers
+        previous_end                  = end;
+        std::vector<int64_t> expected = tok.encode(turns[k].answer, false);
+        expected.push_back(tok.eos_id());
+        EXPECT_EQ(std::vector<int64_t>(got.ids.begin() + begin, got.ids.begin() + end), expected)
+            << "turn " << k;
+    }
+    EXPECT_EQ(previous_end, static_cast<int64_t>(got.ids.size()));
+    // One turn: the first-turn prompt, the answer and EOS (what every sample was before turns).
+    const train::ConversationIds one = train::conversation_ids(tok, true, {turns[0]});
+    std::vector<int64_t> single      = tok.encode_with_image(model->first_turn_prompt(asked));
+    const auto first_begin           = static_cast<int64_t>(single.size());
+    const std::vector<int64_t> first = tok.encode(turns[0].answer, false);
+    single.insert(single.end(), first.begin(), first.end());
+    single.push_back(tok.eos_id());
+    EXPECT_EQ(one.ids, single);
+    EXPECT_EQ(one.answers, (std::vector<std::pair<int64_t, int64_t>>{
+                               {first_begin, static_cast<int64_t>(single.size())}}));
+    EXPECT_THROW(train::conversation_ids(tok, true, {}), Error);
+}
+
+TEST(Trainer, RegionCaptionSamplesWithTurnsAskAboutEveryBoxOfTheScene) {
+    // Region captions only, up to 6 turns: scenes have at most 6 objects, so every sample asks
+    // about every region of its scene, and a step's targets are each region caption's tokens
+    // and its "</s>" — nothing of the questions.
+    train::TrainConfig recipe              = tiny_recipe();
+    recipe.init                            = tiny_base_run();
+    recipe.tasks                           = {0.0, 0.0, 1.0, 0.0};
+    recipe.regcap_turns                    = 6;
+    recipe.steps                           = 2;
+    const std::string out                  = test::make_temp_dir("train-regcap-turns");
+    const std::vector<train::StepLog> logs = train_logged(recipe, out);
+    ASSERT_EQ(logs.size(), 2u);
+    ModelOptions options;
+    options.model_dir    = out + "/glamm";
+    const auto model     = GlammModel::load(options);
+    const Tokenizer& tok = *model->tokenizer;
+    for (const train::StepLog& log : logs) {
+        int64_t expected = 0, regions = 0;
+        for (int64_t i = 0; i < recipe.batch_size; ++i) {
+            const int64_t index = ((log.step - 1) * recipe.batch_size + i) % recipe.data.count;
+            const auto scene    = synth::generate_scene(recipe.data, index);
+            for (const auto& r : scene.annotation.regions)
+                expected += static_cast<int64_t>(tok.encode(r.text, false).size()) + 1;
+            regions += static_cast<int64_t>(scene.annotation.regions.size());
+        }
+        EXPECT_GT(regions, recipe.batch_size) << "step " << log.step; // some scene has two
+        EXPECT_EQ(log.tokens, expected) << "step " << log.step;
+    }
+    // The recipe key: a whole number of at least 1.
+    std::ifstream tiny(test::data_path("train/tiny-recipe.json"));
+    const nlohmann::json base = nlohmann::json::parse(tiny);
+    for (const nlohmann::json& bad :
+         {nlohmann::json(0), nlohmann::json(2.5), nlohmann::json("4")}) {
+        nlohmann::json r  = base;
+        r["regcap_turns"] = bad;
+        try {
+            train::parse_train_config(r.dump(), "r.json");
+            FAIL() << "expected an error for " << bad;
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find("regcap_turns is the number of boxes"),
+                      std::string::npos)
+                << e.what();
+        }
+    }
+    nlohmann::json good  = base;
+    good["regcap_turns"] = 4;
+    EXPECT_EQ(train::parse_train_config(good.dump(), "r.json").regcap_turns, 4);
 }
