@@ -120,8 +120,9 @@ Sample make_sample(const synth::SceneAnnotation& ann, Image image, SampleTask ta
     case SampleTask::Gcg: {
         // Both wordings: the training one and the eval one (five spaces, spec §3.2).
         const bool eval_wording = std::bernoulli_distribution(0.5)(rng);
-        s.turns                 = {
-                            {build_instruction(TaskPreset::GroundedCaption, "", 0, eval_wording), ann.gcg_caption}};
+        const std::string asked =
+            build_instruction(TaskPreset::GroundedCaption, "", 0, eval_wording);
+        s.turns = {{asked, ann.gcg_caption}};
         for (const auto& p : ann.phrases) {
             s.masks.push_back(p.mask);
             s.mask_classes.push_back(object_classes(ann, p.objects.at(0), p.text));
