@@ -9,8 +9,10 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <iterator>
 #include <sstream>
 
 namespace fs = std::filesystem;
@@ -253,26 +255,23 @@ std::vector<std::string> GlammModel::component_names(const GlammConfig& config) 
 }
 
 std::vector<ComponentRef> GlammModel::component_refs() const {
+    // Every component GLaMM can have; this model's are component_names(config)'s, in its order.
+    const ComponentRef all[] = {
+        {"clip_vision", kClipVisionWritePrefix, clip.get(), true},
+        {"mm_projector", kMmProjectorPrefix, mm_projector.get(), false},
+        {"region_encoder", kRegionEncoderPrefix, region_encoder.get(), false},
+        {"llama", "", llama.get(), false},
+        {"text_projection", kTextProjectionPrefix, text_projection.get(), false},
+        {"sam_image_encoder", kSamImageEncoderPrefix, sam_image_encoder.get(), false},
+        {"sam_prompt_encoder", kSamPromptEncoderPrefix, sam_prompt_encoder.get(), false},
+        {"sam_mask_decoder", kSamMaskDecoderPrefix, sam_mask_decoder.get(), false}};
     std::vector<ComponentRef> refs;
     for (const std::string& name : component_names(config)) {
-        if (name == "clip_vision")
-            refs.push_back({name, kClipVisionWritePrefix, clip.get(), true});
-        else if (name == "mm_projector")
-            refs.push_back({name, kMmProjectorPrefix, mm_projector.get(), false});
-        else if (name == "region_encoder")
-            refs.push_back({name, kRegionEncoderPrefix, region_encoder.get(), false});
-        else if (name == "llama")
-            refs.push_back({name, "", llama.get(), false});
-        else if (name == "text_projection")
-            refs.push_back({name, kTextProjectionPrefix, text_projection.get(), false});
-        else if (name == "sam_image_encoder")
-            refs.push_back({name, kSamImageEncoderPrefix, sam_image_encoder.get(), false});
-        else if (name == "sam_prompt_encoder")
-            refs.push_back({name, kSamPromptEncoderPrefix, sam_prompt_encoder.get(), false});
-        else if (name == "sam_mask_decoder")
-            refs.push_back({name, kSamMaskDecoderPrefix, sam_mask_decoder.get(), false});
-        else
+        const auto* ref = std::find_if(std::begin(all), std::end(all),
+                                       [&](const ComponentRef& r) { return r.name == name; });
+        if (ref == std::end(all))
             fail("component_refs: no component named ", name); // component_names out of step
+        refs.push_back(*ref);
     }
     return refs;
 }

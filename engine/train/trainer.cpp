@@ -147,8 +147,9 @@ Sample make_sample(const synth::SceneAnnotation& ann, Image image, SampleTask ta
             std::shuffle(picked.begin(), picked.end(), rng);
             picked.resize(std::min(picked.size(), static_cast<size_t>(regcap_turns)));
         }
+        const std::string asked = build_instruction(TaskPreset::RegionCaption, "", 1);
         for (const synth::RegionDescription* r : picked) {
-            s.turns.push_back({build_instruction(TaskPreset::RegionCaption, "", 1), r->text});
+            s.turns.push_back({asked, r->text});
             s.boxes.push_back(Box{double(r->bbox[0]), double(r->bbox[1]), double(r->bbox[2]),
                                   double(r->bbox[3])});
             s.box_classes.push_back(object_classes(ann, r->object, r->text));
@@ -1234,10 +1235,8 @@ ConversationIds conversation_ids(const Tokenizer& tokenizer, bool mm_use_im_star
         std::vector<int64_t> prompt = tokenizer.encode_with_image(conversation.prompt());
         if (prompt.size() < out.ids.size() ||
             !std::equal(out.ids.begin(), out.ids.end(), prompt.begin()))
-            fail("turn ", k + 1,
-                 " of a training conversation changes how the earlier turns "
-                 "tokenise (answer ",
-                 k, ": \"", turns[k - 1].answer, "\")");
+            fail("turn ", k + 1, " of a training conversation changes how answer ", k, " (\"",
+                 turns[k - 1].answer, "\") and the turns before it tokenise");
         out.ids           = std::move(prompt);
         const auto begin  = static_cast<int64_t>(out.ids.size());
         const auto answer = tokenizer.encode(turns[k].answer, /*add_bos=*/false);
