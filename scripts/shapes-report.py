@@ -9,7 +9,9 @@ Reports
     one by a predicted phrase, word for word, whose mask has IoU >= 0.8 with it; and the same with
     only the colour and shape words compared; and, over the true phrases whose mask some predicted
     phrase's mask finds (IoU >= 0.5, the best one), how often that phrase names the true colour
-    and the true shape (what the model sees apart from where it looks);
+    and the true shape (what the model sees apart from where it looks); and how many true
+    phrases are found by the number of true phrases in the scene (with how many scenes got fewer,
+    as many or more phrases than the truth) and by the mask's share of the image;
   - referring segmentation: mean IoU by the number of objects in the scene, and what the misses
     (IoU < 0.5) are: an empty mask, a mask on another phrase's object (IoU >= 0.5 with it), or a
     mask on no object.
@@ -27,6 +29,8 @@ import synth_data  # noqa: E402
 
 STRICT_IOU = 0.8  # issue 7: masks with IoU >= 0.8 against the generated truth
 MISS_IOU = 0.5
+# Bins of a true mask's share of the image for the found-by-size count: [0, 1 %), [1 %, 2 %), ...
+AREA_BINS = (0.01, 0.02, 0.05)
 # The generator's words, as sets.
 COLOURS = set(synth_data.COLOURS)
 SHAPES = set(synth_data.SHAPES)
@@ -44,6 +48,12 @@ def attribute_words(phrase):
     return tuple(sorted({w for w in words + singular if w in COLOURS or w in SHAPES}))
 
 
+def area_bin(share):
+    lower = max((b for b in AREA_BINS if share >= b), default=0.0)
+    upper = min((b for b in AREA_BINS if share < b), default=None)
+    return f"{lower:.0%}-{upper:.0%}" if upper else f">={lower:.0%}"
+
+
 def load(path):
     with open(path) as f:
         return json.load(f)
@@ -57,16 +67,27 @@ def gcg_report(folder):
             phrases[a["image_id"]].append((a["phrase"], decode(a["segmentation"])))
     whole = {"word_for_word": [], "colour_and_shape": []}  # scene ids
     named = {"phrases": 0, "found": 0, "colour_right": 0, "shape_right": 0}
+    by_count = defaultdict(lambda: {"phrases": 0, "found": 0, "scenes_with_fewer": 0,
+                                    "scenes_with_as_many": 0, "scenes_with_more": 0})
+    by_area = defaultdict(lambda: {"phrases": 0, "found": 0})
     for image in truth["images"]:
         pred = load(os.path.join(folder, "gcg", "predictions", image["id"] + ".json"))
         got = list(zip(pred["phrases"], (decode(m) for m in pred["pred_masks"])))
         want = phrases[image["id"]]
+        count = by_count[str(len(want))]
+        count["scenes_with_" + ("fewer" if len(got) < len(want) else
+                                "as_many" if len(got) == len(want) else "more")] += 1
         for phrase, mask in want:
             named["phrases"] += 1
+            size = by_area[area_bin(mask.sum() / mask.size)]
+            count["phrases"] += 1
+            size["phrases"] += 1
             best = max(((iou(mask, m), p) for p, m in got), default=(0.0, ""))
             if best[0] < MISS_IOU:
                 continue
             named["found"] += 1
+            count["found"] += 1
+            size["found"] += 1
             true_words, said = set(attribute_words(phrase)), set(attribute_words(best[1]))
             named["colour_right"] += true_words & COLOURS == said & COLOURS
             named["shape_right"] += true_words & SHAPES == said & SHAPES
@@ -86,7 +107,9 @@ def gcg_report(folder):
                 worst = min(worst, best[0])
             if ok:
                 whole[mode].append({"image": image["id"], "lowest_iou": round(worst, 3)})
-    return {"scenes": len(truth["images"]), "answered_whole": whole, "attributes_named": named}
+    return {"scenes": len(truth["images"]), "answered_whole": whole, "attributes_named": named,
+            "found_by_phrases": dict(sorted(by_count.items())),
+            "found_by_mask_share": {k: by_area[k] for k in sorted(by_area, key=lambda k: k.strip(">="))}}
 
 
 def refseg_report(folder):
@@ -145,6 +168,12 @@ def main():
     a = g["attributes_named"]
     print(f"  true phrases whose mask is found (IoU >= {MISS_IOU}): {a['found']} of {a['phrases']}; "
           f"their phrase names the colour in {a['colour_right']}, the shape in {a['shape_right']}")
+    for n, c in g["found_by_phrases"].items():
+        print(f"  scenes of {n} true phrase(s): {c['found']:4d} of {c['phrases']:4d} found; answers with "
+              f"fewer / as many / more phrases: {c['scenes_with_fewer']} / "
+              f"{c['scenes_with_as_many']} / {c['scenes_with_more']}")
+    for share, c in g["found_by_mask_share"].items():
+        print(f"  masks covering {share} of the image: {c['found']:4d} of {c['phrases']:4d} found")
     print(f"refseg: {r['expressions']} expressions, mean IoU {r['mean_iou']:.3f}")
     for n, s in r["mean_iou_by_objects"].items():
         print(f"  {n} object(s): {s['expressions']:4d} expressions, mean IoU {s['mean_iou']:.3f}")
