@@ -49,9 +49,11 @@ def attribute_words(phrase):
 
 
 def area_bin(share):
-    lower = max((b for b in AREA_BINS if share >= b), default=0.0)
-    upper = min((b for b in AREA_BINS if share < b), default=None)
-    return f"{lower:.0%}-{upper:.0%}" if upper else f">={lower:.0%}"
+    """The index of `share`'s bin (0 .. len(AREA_BINS)) and the bin's label."""
+    index = sum(share >= b for b in AREA_BINS)
+    lower = AREA_BINS[index - 1] if index else 0.0
+    return index, (f"{lower:.0%}-{AREA_BINS[index]:.0%}" if index < len(AREA_BINS)
+                   else f">={lower:.0%}")
 
 
 def load(path):
@@ -68,13 +70,13 @@ def gcg_report(folder):
     whole = {"word_for_word": [], "colour_and_shape": []}  # scene ids
     named = {"phrases": 0, "found": 0, "colour_right": 0, "shape_right": 0}
     by_count = defaultdict(lambda: {"phrases": 0, "found": 0, "scenes_with_fewer": 0,
-                                    "scenes_with_as_many": 0, "scenes_with_more": 0})
-    by_area = defaultdict(lambda: {"phrases": 0, "found": 0})
+                                    "scenes_with_as_many": 0, "scenes_with_more": 0})  # by len(want)
+    by_area = defaultdict(lambda: {"phrases": 0, "found": 0})  # by area_bin()
     for image in truth["images"]:
         pred = load(os.path.join(folder, "gcg", "predictions", image["id"] + ".json"))
         got = list(zip(pred["phrases"], (decode(m) for m in pred["pred_masks"])))
         want = phrases[image["id"]]
-        count = by_count[str(len(want))]
+        count = by_count[len(want)]
         count["scenes_with_" + ("fewer" if len(got) < len(want) else
                                 "as_many" if len(got) == len(want) else "more")] += 1
         for phrase, mask in want:
@@ -108,8 +110,8 @@ def gcg_report(folder):
             if ok:
                 whole[mode].append({"image": image["id"], "lowest_iou": round(worst, 3)})
     return {"scenes": len(truth["images"]), "answered_whole": whole, "attributes_named": named,
-            "found_by_phrases": dict(sorted(by_count.items())),
-            "found_by_mask_share": {k: by_area[k] for k in sorted(by_area, key=lambda k: k.strip(">="))}}
+            "found_by_phrases": {str(n): c for n, c in sorted(by_count.items())},
+            "found_by_mask_share": {label: c for (_, label), c in sorted(by_area.items())}}
 
 
 def refseg_report(folder):
