@@ -4,6 +4,7 @@
 #include "core/checkpoint.h"
 
 #include <cstdio>
+#include <filesystem>
 
 namespace glamm::cli {
 namespace {
@@ -38,6 +39,15 @@ int run_convert(const std::vector<std::string>& argv) {
     };
     convert_checkpoint(checkpoint, out, options);
     std::printf("%s: done\n", out.c_str());
+    // A folder of weights alone (a training checkpoint's glamm/ or clip/) converts to weights
+    // alone: say so, rather than leave a folder that every other command refuses.
+    if (std::filesystem::is_directory(model) &&
+        !std::filesystem::exists(std::filesystem::path(model) / "config.json"))
+        std::fprintf(stderr,
+                     "note: %s has no config.json, so %s holds the weights only, not a model "
+                     "folder; copy config.json (and the tokenizer files of a GLaMM folder) beside "
+                     "them (a training checkpoint's are in its run's glamm/ and clip/)\n",
+                     model.c_str(), out.c_str());
     return kExitOk;
 }
 
