@@ -1197,12 +1197,49 @@ TrainConfig parse_train_config(const std::string& json_text, const std::string& 
     return c;
 }
 
-TrainConfig load_train_config(const std::string& path) {
+namespace {
+
+// A recipe file's JSON with its "base" chain resolved: the base (a path relative to the recipe's
+// folder, itself possibly with a base) is read first and this recipe merged over it as an
+// RFC 7386 merge patch (objects merge key by key, other values replace, null removes a key).
+// `chain` holds the files being read, outermost first, to refuse a loop.
+nlohmann::json read_recipe_json(const fs::path& path, std::vector<fs::path>& chain) {
     std::ifstream in(path);
-    if (!in) fail("cannot open the training recipe ", path);
+    if (!in) {
+        if (chain.empty()) fail("cannot open the training recipe ", path.string());
+        fail(chain.back().string(), ": cannot open its base recipe ", path.string());
+    }
     std::stringstream ss;
     ss << in.rdbuf();
-    return parse_train_config(ss.str(), path);
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(ss.str());
+    } catch (const std::exception& e) {
+        fail(path.string(), ": not valid JSON: ", e.what());
+    }
+    if (!j.is_object()) fail(path.string(), ": a recipe is a JSON object");
+    if (!j.contains("base")) return j;
+    if (!j["base"].is_string())
+        fail(path.string(), ": base names the recipe this one changes (a path relative to it)");
+    const fs::path base = path.parent_path() / j["base"].get<std::string>();
+    const fs::path self = fs::weakly_canonical(path);
+    for (const fs::path& p : chain)
+        if (fs::weakly_canonical(p) == self)
+            fail(path.string(), ": its base recipes loop back to it");
+    chain.push_back(path);
+    nlohmann::json merged = read_recipe_json(base, chain);
+    chain.pop_back();
+    j.erase("base");
+    merged.merge_patch(j);
+    return merged;
+}
+
+} // namespace
+
+TrainConfig load_train_config(const std::string& path) {
+    std::vector<fs::path> chain;
+    const nlohmann::json j = read_recipe_json(path, chain);
+    return parse_train_config(j.dump(), path);
 }
 
 std::string tokenizer_corpus(const synth::SynthOptions& data, int64_t count) {

@@ -169,7 +169,9 @@ struct ConversationIds {
 ConversationIds conversation_ids(const Tokenizer& tokenizer, bool mm_use_im_start_end,
                                  const std::vector<Turn>& turns);
 
-// Reads and checks a recipe (messages name the file and key).
+// Reads and checks a recipe (messages name the file and key). A recipe file may name a "base"
+// recipe, relative to its folder, that it changes: its keys are merged over the base's (objects
+// key by key, other values replace, null removes; RFC 7386), and a base may have a base.
 TrainConfig load_train_config(const std::string& path);
 TrainConfig parse_train_config(const std::string& json_text, const std::string& where);
 

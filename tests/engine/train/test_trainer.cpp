@@ -280,6 +280,95 @@ TEST(Trainer, RefusesMisuse) {
     }
 }
 
+// A recipe that names a base is the base with its keys merged over (RFC 7386): objects key by
+// key, other values replace, null removes; bases chain, a loop or a missing base is refused.
+TEST(Trainer, ARecipeChangesItsBaseKeyByKey) {
+    const fs::path dir = test::make_temp_dir("recipe-base");
+    fs::copy_file(test::data_path("train/tiny-recipe.json"), dir / "tiny.json");
+    auto write = [&](const char* name, const nlohmann::json& j) {
+        std::ofstream(dir / name) << j.dump(2);
+    };
+    // stage.json: a deeper folder, its base named relative to it.
+    fs::create_directories(dir / "stages");
+    write("stages/stage.json", {{"base", "../tiny.json"},
+                                {"optimizer", {{"steps", 7}, {"learning_rate", 2e-4}}},
+                                {"model", {{"region_encoder", {{"box_scale", 48}}}}},
+                                {"frozen", {"clip_vision", "region_encoder"}},
+                                {"init", "somewhere"}});
+    // next.json: a base that has a base; drops the frozen list, takes another init.
+    write("next.json", {{"base", "stages/stage.json"},
+                        {"frozen", nullptr},
+                        {"init", "elsewhere"},
+                        {"tasks", {{"gcg", 0}}}});
+    const train::TrainConfig tiny  = tiny_recipe();
+    const train::TrainConfig stage = train::load_train_config((dir / "stages/stage.json").string());
+    EXPECT_EQ(stage.steps, 7);
+    EXPECT_DOUBLE_EQ(stage.learning_rate, 2e-4);
+    EXPECT_EQ(stage.batch_size, tiny.batch_size); // the rest of "optimizer" is the base's
+    EXPECT_DOUBLE_EQ(stage.min_learning_rate, tiny.min_learning_rate);
+    EXPECT_EQ(stage.model["region_encoder"]["box_scale"], 48);
+    EXPECT_EQ(stage.model["region_encoder"]["gn_groups"],
+              tiny.model["region_encoder"]["gn_groups"]);
+    EXPECT_EQ(stage.model["hidden_size"], tiny.model["hidden_size"]);
+    EXPECT_EQ(stage.vision_tower, tiny.vision_tower);
+    EXPECT_EQ(stage.frozen, (std::vector<std::string>{"clip_vision", "region_encoder"}));
+    EXPECT_EQ(stage.init, "somewhere");
+    EXPECT_EQ(stage.data.seed, tiny.data.seed);
+
+    const train::TrainConfig next = train::load_train_config((dir / "next.json").string());
+    EXPECT_EQ(next.steps, 7);
+    EXPECT_EQ(next.model["region_encoder"]["box_scale"], 48);
+    EXPECT_TRUE(next.frozen.empty());
+    EXPECT_EQ(next.init, "elsewhere");
+    EXPECT_DOUBLE_EQ(next.tasks.gcg, 0);
+    EXPECT_DOUBLE_EQ(next.tasks.refseg, tiny.tasks.refseg);
+
+    auto expect_refused = [&](const char* name, const std::string& what) {
+        try {
+            train::load_train_config((dir / name).string());
+            FAIL() << name << ": expected an error naming " << what;
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+        }
+    };
+    write("a.json", {{"base", "b.json"}});
+    write("b.json", {{"base", "a.json"}});
+    expect_refused("a.json", "a.json: its base recipes loop back to it");
+    write("orphan.json", {{"base", "gone.json"}});
+    expect_refused("orphan.json", "orphan.json: cannot open its base recipe");
+    write("number.json", {{"base", 3}});
+    expect_refused("number.json", "number.json: base names the recipe this one changes");
+    // The merged recipe is checked as a whole: the message names the recipe given.
+    write("bad.json", {{"base", "tiny.json"}, {"optimizer", {{"steps", 0}}}});
+    expect_refused("bad.json", "bad.json: optimizer.steps must be at least 1");
+}
+
+// The shipped stage recipes are written as changes of their bases: each resolves to a full
+// recipe, and the last one (stage 12n) to the configuration that trained the shipped model.
+TEST(Trainer, TheShippedRecipesResolveThroughTheirBases) {
+    const fs::path dir = fs::path(GLAMM_SOURCE_DIR) / "resources/train";
+    int recipes        = 0;
+    for (const auto& entry : fs::directory_iterator(dir)) {
+        if (entry.path().extension() != ".json") continue;
+        EXPECT_NO_THROW(train::load_train_config(entry.path().string())) << entry.path();
+        ++recipes;
+    }
+    EXPECT_GE(recipes, 30);
+    const train::TrainConfig n =
+        train::load_train_config((dir / "glamm-shapes-stage12n.json").string());
+    EXPECT_EQ(n.model["hidden_size"], 256);
+    EXPECT_EQ(n.model["region_encoder"]["box_scale"], 168); // the tower's image_size
+    EXPECT_EQ(n.vision_tower["image_size"], 168);
+    EXPECT_EQ(n.steps, 3200);
+    EXPECT_DOUBLE_EQ(n.learning_rate, 1.5e-4);
+    EXPECT_EQ(n.data.seed, 30000u);
+    EXPECT_DOUBLE_EQ(n.tasks.gcg, 0.5);
+    EXPECT_DOUBLE_EQ(n.loss.region, 2.0);
+    EXPECT_EQ(n.regcap_turns, 6);
+    EXPECT_EQ(n.frozen, std::vector<std::string>{"clip_vision"});
+    EXPECT_EQ(n.init, "runs/shapes-stage12l/checkpoints/step-450");
+}
+
 TEST(Trainer, RegionsOnlyAndReinitialiseRecipesAreChecked) {
     std::ifstream tiny(test::data_path("train/tiny-recipe.json"));
     const nlohmann::json base = nlohmann::json::parse(tiny);
