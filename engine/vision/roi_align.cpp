@@ -1,4 +1,5 @@
-// RoIAlign forward and backward, plain loops over contiguous float32 CPU copies.
+// RoIAlign forward and backward: plain loops over contiguous float32 CPU copies on the CPU, a
+// gather of the sample points in ATen ops elsewhere.
 // Legend: B images, C channels, H×W feature grid, K regions, S output side.
 #include "vision/roi_align.h"
 
@@ -233,8 +234,48 @@ struct RoiAlignFunction : torch::autograd::Function<RoiAlignFunction> {
 
 } // namespace
 
+at::Tensor roi_align_gather(const at::Tensor& features, const at::Tensor& rois,
+                            const RoiAlignOptions& options) {
+    check_arguments(features, rois, options);
+    const at::Tensor boxes = rois.detach().to(at::kCPU, at::kFloat).contiguous(); // [K, 5]
+    const int64_t batch = features.size(0), channels = features.size(1);
+    const int64_t height = features.size(2), width = features.size(3);
+    const int64_t num_rois = boxes.size(0), bins = options.output_size * options.output_size;
+    const float* box_data  = boxes.data_ptr<float>();
+    const at::Tensor input = features.to(at::kFloat); // [B, C, H, W], autograd tracks the cast
+    std::vector<at::Tensor> regions;
+    RegionSamples region;
+    for (int64_t k = 0; k < num_rois; ++k) {
+        const int64_t batch_index = batch_index_of(box_data + k * 5, k, batch);
+        region_samples(box_data + k * 5 + 1, options, height, width, region);
+        // The sample table on the host: [S·S, per_bin·4] grid offsets and weights / count.
+        const int64_t taps = region.per_bin * 4;
+        at::Tensor offsets = at::empty({bins * taps}, at::kLong);
+        at::Tensor weights = at::empty({bins * taps}, at::kFloat);
+        int64_t* o         = offsets.data_ptr<int64_t>();
+        float* w           = weights.data_ptr<float>();
+        for (const Sample& sample : region.samples)
+            for (int j = 0; j < 4; ++j) {
+                *o++ = sample.offset[j];
+                *w++ = sample.weight[j] / region.count;
+            }
+        const at::Tensor plane = input[batch_index].reshape({channels, height * width}); // [C, H·W]
+        const at::Tensor taken =
+            plane.index_select(1, offsets.to(features.device())); // [C, S·S·per_bin·4]
+        regions.push_back((taken * weights.to(features.device()))
+                              .reshape({channels, bins, taps})
+                              .sum(-1)); // [C, S·S]
+    }
+    if (regions.empty())
+        return at::zeros({0, channels, options.output_size, options.output_size}, input.options());
+    return at::stack(regions, 0)
+        .reshape({num_rois, channels, options.output_size, options.output_size}); // [K, C, S, S]
+}
+
 at::Tensor roi_align(const at::Tensor& features, const at::Tensor& rois,
                      const RoiAlignOptions& options) {
+    // Off the CPU the gather runs where the features are (no copies to the host and back).
+    if (!features.device().is_cpu()) return roi_align_gather(features, rois, options);
     check_arguments(features, rois, options);
     const at::Tensor boxes = rois.detach().to(at::kCPU, at::kFloat).contiguous(); // [K, 5]
     if (features.requires_grad() && at::GradMode::is_enabled())

@@ -167,6 +167,38 @@ TEST(RoiAlign, BackwardKeepsTheFeaturesDtype) {
     EXPECT_FALSE(roi_align(features, roi(0, 0, 0, 4, 4), options(2)).requires_grad());
 }
 
+// The gather (the path off the CPU) against the CPU loops, forward and backward, where samples
+// are clamped and dropped, with several images, channels and regions, both sampling modes and
+// both alignments; and in bf16, whose gradient comes back in bf16.
+TEST(RoiAlign, TheGatherPathMatchesTheLoopsForwardAndBackward) {
+    const at::Tensor rois = at::cat({roi(1, 2, 2, 6, 6), roi(0, 0.3f, 0.7f, 3.1f, 2.2f),
+                                     roi(1, -1, 0, 2, 3), roi(0, 1, 1, 1, 1), roi(0, 0, 0, 16, 12)},
+                                    0);
+    at::manual_seed(0);
+    const at::Tensor values = at::randn({2, 3, 5, 6}, at::kFloat);
+    for (const RoiAlignOptions& o :
+         {options(3, 1.0, 0), options(2, 0.5, 2), options(4, 0.25, 0, false)}) {
+        const at::Tensor a     = values.clone().requires_grad_(true);
+        const at::Tensor b     = values.clone().requires_grad_(true);
+        const at::Tensor loops = roi_align(a, rois, o), gather = roi_align_gather(b, rois, o);
+        ASSERT_EQ(gather.sizes(), loops.sizes());
+        EXPECT_EQ(gather.scalar_type(), at::kFloat);
+        EXPECT_TRUE(at::allclose(gather, loops, 1e-5, 1e-6))
+            << (gather - loops).abs().max().item<float>();
+        const at::Tensor upstream = at::randn(loops.sizes(), at::kFloat);
+        (loops * upstream).sum().backward();
+        (gather * upstream).sum().backward();
+        EXPECT_TRUE(at::allclose(b.grad(), a.grad(), 1e-5, 1e-6))
+            << (b.grad() - a.grad()).abs().max().item<float>();
+    }
+    const at::Tensor half = ramp().to(at::kBFloat16).requires_grad_(true);
+    const at::Tensor out  = roi_align_gather(half, roi(0, 0, 0, 4, 4), options(2));
+    expect_values(out, {3.5f, 5.5f, 11.5f, 13.5f});
+    out.sum().backward();
+    EXPECT_EQ(half.grad().scalar_type(), at::kBFloat16);
+    EXPECT_THROW(roi_align_gather(ramp(), roi(1, 0, 0, 1, 1), options(2)), Error);
+}
+
 TEST(RoiAlign, RejectsBadInput) {
     EXPECT_THROW(roi_align(ramp()[0], roi(0, 0, 0, 1, 1), options(2)), Error);
     EXPECT_THROW(roi_align(ramp(), at::zeros({1, 4}), options(2)), Error);
