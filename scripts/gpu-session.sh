@@ -112,27 +112,11 @@ PARITY_PID=$!
     log "calibration: ${CAL_STEPS:-40} steps"
     $G train --config $RECIPE --out /tmp/cal --device $DEVICE --steps ${CAL_STEPS:-40} --quiet
     TRAIN_LEFT=$((T0 + TRAIN_UNTIL - $(date +%s)))
-    python3 - "$RECIPE" /tmp/cal/loss.csv "$TRAIN_LEFT" /tmp/recipe.json <<'EOF'
-import csv, json, os, statistics, sys
+    $G train --config $RECIPE --print-recipe >/tmp/recipe-full.json # its base chain merged in
+    python3 - /tmp/recipe-full.json /tmp/cal/loss.csv "$TRAIN_LEFT" /tmp/recipe.json <<'EOF'
+import csv, json, statistics, sys
 
-def resolved(path):  # a recipe with its "base" chain merged in, as glamm train reads it
-    r = json.load(open(path))
-    if "base" not in r:
-        return r
-    def merge(t, p):
-        if not isinstance(p, dict):
-            return p
-        t = dict(t) if isinstance(t, dict) else {}
-        for k, v in p.items():
-            if v is None:
-                t.pop(k, None)
-            else:
-                t[k] = merge(t.get(k), v)
-        return t
-    base = resolved(os.path.join(os.path.dirname(path), r.pop("base")))
-    return merge(base, r)
-
-recipe = resolved(sys.argv[1])
+recipe = json.load(open(sys.argv[1]))
 rows = list(csv.DictReader(open(sys.argv[2])))
 rows = rows[len(rows) // 4:]  # after the warm-up of kernels and allocator
 per_step = statistics.median(float(r["seconds"]) for r in rows)

@@ -14,9 +14,17 @@ namespace {
 volatile std::sig_atomic_t g_interrupted = 0;
 
 int run_train(const std::vector<std::string>& argv) {
-    Args args(argv, {"resume", "quiet"},
+    Args args(argv, {"resume", "quiet", "print-recipe"},
               {"config", "out", "steps", "threads", "device", "time-limit", "init"});
     if (!args.positional().empty()) throw UsageError("unexpected argument " + args.positional()[0]);
+    if (args.has("print-recipe")) {
+        // The recipe as trained (its base chain merged in), checked, on stdout; nothing is run.
+        const std::string path = args.require("config");
+        const std::string text = train::resolve_recipe(path);
+        train::parse_train_config(text, path);
+        std::printf("%s\n", text.c_str());
+        return kExitOk;
+    }
     train::TrainConfig config = train::load_train_config(args.require("config"));
     if (args.has("threads")) config.threads = static_cast<int>(args.get_int("threads", 0));
     if (args.has("device")) config.device = args.require("device");
@@ -66,7 +74,8 @@ int run_train(const std::vector<std::string>& argv) {
 const Registrar registrar{Command{
     "train", "train GLaMM-Shapes (a small GLaMM) from scratch on synthetic scenes",
     "usage: glamm train --config RECIPE.json --out DIR [--resume] [--steps N] [--threads N]\n"
-    "                   [--device cpu|cuda] [--time-limit SECONDS] [--init DIR] [--quiet]\n\n"
+    "                   [--device cpu|cuda] [--time-limit SECONDS] [--init DIR] [--quiet]\n"
+    "       glamm train --config RECIPE.json --print-recipe\n\n"
     "Trains the tokenizer (sentencepiece) on the scenes' text, then the whole GLaMM with\n"
     "next-token cross-entropy + mask BCE + DICE. Writes DIR/glamm and DIR/clip (the release\n"
     "layout; `glamm gcg --model DIR/glamm` runs it), DIR/checkpoints/step-N, DIR/loss.csv and\n"
@@ -75,7 +84,8 @@ const Registrar registrar{Command{
     "the start, stops after the current step and writes a checkpoint and the release there.\n"
     "--init DIR starts from the weights and tokenizer of DIR/glamm + DIR/clip (a release, a\n"
     "run or a checkpoint, whose training-only heads come too) instead of a fresh\n"
-    "initialisation: a second stage with its own schedule.\n"
+    "initialisation: a second stage with its own schedule. --print-recipe checks the recipe and\n"
+    "prints it as trained (its base chain merged in), and trains nothing.\n"
     "Recipe format: docs/training.md (resources/train/glamm-shapes.json is the shipped one).",
     run_train}};
 

@@ -1236,10 +1236,13 @@ nlohmann::json read_recipe_json(const fs::path& path, std::vector<fs::path>& cha
 
 } // namespace
 
-TrainConfig load_train_config(const std::string& path) {
+std::string resolve_recipe(const std::string& path) {
     std::vector<fs::path> chain;
-    const nlohmann::json j = read_recipe_json(path, chain);
-    return parse_train_config(j.dump(), path);
+    return read_recipe_json(path, chain).dump(2);
+}
+
+TrainConfig load_train_config(const std::string& path) {
+    return parse_train_config(resolve_recipe(path), path);
 }
 
 std::string tokenizer_corpus(const synth::SynthOptions& data, int64_t count) {

@@ -173,6 +173,8 @@ ConversationIds conversation_ids(const Tokenizer& tokenizer, bool mm_use_im_star
 // recipe, relative to its folder, that it changes: its keys are merged over the base's (objects
 // key by key, other values replace, null removes; RFC 7386), and a base may have a base.
 TrainConfig load_train_config(const std::string& path);
+// The JSON text load_train_config checks: the recipe file with its "base" chain merged in.
+std::string resolve_recipe(const std::string& path);
 TrainConfig parse_train_config(const std::string& json_text, const std::string& where);
 
 // One logged step (also a CSV row of OUT/loss.csv).
