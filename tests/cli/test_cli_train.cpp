@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
 #include <string>
 
 namespace {
@@ -25,8 +26,8 @@ TEST(CliTrain, PrintRecipeMergesTheBaseChainAndTrainsNothing) {
                              R"({"base": "root.json", "optimizer": {"steps": 9}, "device": null})");
     glamm::write_file_atomic(dir + "/top.json", R"({"base": "mid.json", "data": {"seed": 77}})");
 
-    auto r =
-        glamm::test::run_command(glamm_cmd("train --print-recipe --config " + dir + "/top.json"));
+    auto r = glamm::test::run_command(
+        glamm_cmd("train --print-recipe --config " + dir + "/top.json --out " + dir + "/run"));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const auto printed             = nlohmann::json::parse(r.out);
     nlohmann::json expected        = tiny;
@@ -34,6 +35,7 @@ TEST(CliTrain, PrintRecipeMergesTheBaseChainAndTrainsNothing) {
     expected["data"]["seed"]       = 77;
     expected.erase("device");
     EXPECT_EQ(printed, expected) << r.out;
+    EXPECT_FALSE(std::filesystem::exists(dir + "/run")) << "--print-recipe trains nothing";
 
     // A recipe the trainer would refuse is refused here too, naming the file.
     glamm::write_file_atomic(dir + "/bad.json",
