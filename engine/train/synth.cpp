@@ -208,6 +208,9 @@ SceneSpec random_scene(const SynthOptions& options, int64_t index) {
     if (options.min_size < 32 || options.max_size < options.min_size)
         fail("image sizes must satisfy 32 <= min-size <= max-size (got ", options.min_size, ", ",
              options.max_size, ")");
+    if (options.min_objects < 1 || options.min_objects > kMaxObjects)
+        fail("the least number of objects a scene draws must be in [1, ", kMaxObjects, "] (got ",
+             options.min_objects, ")");
     Rng seeder(options.seed);
     Rng rng(seeder.next() ^ (uint64_t(index) * 0xD1B54A32D192ED03ull));
     SceneSpec spec;
@@ -234,7 +237,7 @@ SceneSpec random_scene(const SynthOptions& options, int64_t index) {
             palette.push_back(c);
 
     const double image_area = double(spec.width * spec.height);
-    const int64_t n         = rng.range(1, kMaxObjects);
+    const int64_t n         = rng.range(options.min_objects, kMaxObjects);
     while (int64_t(spec.objects.size()) < n) {
         SceneObject o;
         if (!spec.objects.empty() && rng.chance(0.25)) { // a twin: groups in the caption

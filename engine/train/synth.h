@@ -32,6 +32,9 @@ struct SynthOptions {
     int64_t count    = 1;
     int64_t min_size = kDefaultMinSide; // shorter image side at least this
     int64_t max_size = 640;             // longer image side at most this
+    // Objects drawn per scene: uniform in [min_objects, kMaxObjects] (hidden ones are dropped
+    // after drawing, so a scene may show fewer). 1 keeps the stream of every earlier dataset.
+    int64_t min_objects = 1;
 };
 
 // Scene `index` of the dataset with `options.seed`: deterministic in (seed, index, sizes).

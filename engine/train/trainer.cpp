@@ -1098,6 +1098,12 @@ TrainConfig parse_train_config(const std::string& json_text, const std::string& 
     c.data.min_size  = static_cast<int64_t>(number(data, "data", "min_size", 16));
     c.data.max_size =
         static_cast<int64_t>(number(data, "data", "max_size", double(c.data.min_size)));
+    if (data.contains("min_objects")) {
+        c.data.min_objects = static_cast<int64_t>(number(data, "data", "min_objects", 1));
+        if (c.data.min_objects > synth::kMaxObjects)
+            fail(where, ": data.min_objects must be at most ", synth::kMaxObjects,
+                 " (the generator's most objects a scene), got ", c.data.min_objects);
+    }
 
     const auto& opt     = section("optimizer");
     c.steps             = static_cast<int64_t>(number(opt, "optimizer", "steps", 1));
@@ -1312,6 +1318,8 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
         {"steps", config.steps},
         {"batch_size", config.batch_size}};
     if (!config.init.empty()) recipe["init"] = config.init;
+    // Only when set, so that runs started before the key existed still resume.
+    if (config.data.min_objects != 1) recipe["data_min_objects"] = config.data.min_objects;
     // Heads to resume.
     if (config.loss.patch > 0) recipe["patch_loss"] = config.loss.patch;
     if (config.loss.sam_patch > 0) recipe["sam_patch_loss"] = config.loss.sam_patch;

@@ -1,6 +1,7 @@
 // The GLaMM-Shapes scene generator: determinism, exact masks, geometric relations on hand-placed
 // scenes, the caption grammar and the dataset files.
 #include "core/atomic_file.h"
+#include "core/error.h"
 #include "io/image_file.h"
 #include "io/rle.h"
 #include "support/test_support.h"
@@ -12,6 +13,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <numeric>
 #include <set>
 
 namespace {
@@ -288,6 +290,32 @@ TEST(Synth, ScenesVaryInSizeShapeColourTextureAndCount) {
     EXPECT_EQ(words.size(), 3u);
     EXPECT_EQ(backgrounds.size(), 3u);
     EXPECT_GE(counts.size(), 5u);
+}
+
+TEST(Synth, MinObjectsRaisesTheObjectsDrawn) {
+    // Every scene draws uniformly in [min_objects, kMaxObjects] objects, then drops the hidden
+    // ones: with min_objects at kMaxObjects the scenes are crowded, with the default they are
+    // not, and a bound outside [1, kMaxObjects] is refused.
+    SynthOptions opt;
+    opt.seed = 8, opt.min_size = 224, opt.max_size = 320;
+    auto counts = [&](int64_t min_objects) {
+        opt.min_objects = min_objects;
+        std::vector<size_t> n;
+        for (int64_t i = 0; i < 60; ++i) n.push_back(random_scene(opt, i).objects.size());
+        return n;
+    };
+    const auto plain = counts(1), crowded = counts(kMaxObjects);
+    const double plain_mean   = std::accumulate(plain.begin(), plain.end(), 0.0) / 60;
+    const double crowded_mean = std::accumulate(crowded.begin(), crowded.end(), 0.0) / 60;
+    EXPECT_LT(plain_mean, 4.0); // uniform in 1..6 before drops: 3.5 at most
+    EXPECT_GT(crowded_mean, 5.0);
+    EXPECT_GT(std::count(plain.begin(), plain.end(), 1u), 0);
+    EXPECT_GE(*std::min_element(crowded.begin(), crowded.end()), 3u);
+    EXPECT_LE(*std::max_element(crowded.begin(), crowded.end()), size_t(kMaxObjects));
+    for (const int64_t bad : {int64_t(0), int64_t(kMaxObjects + 1)}) {
+        opt.min_objects = bad;
+        EXPECT_THROW(random_scene(opt, 0), Error) << bad;
+    }
 }
 
 TEST(Synth, DatasetFilesAreConsistent) {

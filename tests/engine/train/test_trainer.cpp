@@ -240,6 +240,20 @@ TEST(Trainer, RefusesMisuse) {
         EXPECT_NE(std::string(e.what()).find("differs from this recipe"), std::string::npos)
             << e.what();
     }
+    // data.min_objects is part of the run's identity, written only when set (so that runs from
+    // before the key resume): this run's recipe.json lacks it, and resuming with it is refused.
+    const nlohmann::json saved =
+        nlohmann::json::parse(std::ifstream(fs::path(out) / "recipe.json"));
+    EXPECT_FALSE(saved.contains("data_min_objects"));
+    train::TrainConfig crowded = recipe;
+    crowded.data.min_objects   = 3;
+    try {
+        train::train(crowded, out, true);
+        FAIL() << "expected an error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("differs from this recipe"), std::string::npos)
+            << e.what();
+    }
     // A damaged optimiser file in the checkpoint is named, not thrown as LibTorch's error.
     const fs::path optimizer = fs::path(out) / "checkpoints" / "step-2" / "optimizer.pt";
     write_file_atomic(optimizer.string(), "not an archive");
@@ -270,6 +284,19 @@ TEST(Trainer, RefusesMisuse) {
         FAIL() << "expected an error";
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("which frozen keeps"), std::string::npos) << e.what();
+    }
+    // data.min_objects: read when given, within the generator's [1, kMaxObjects].
+    tower_only.erase("frozen");
+    tower_only["data"]["min_objects"] = 4;
+    EXPECT_EQ(train::parse_train_config(tower_only.dump(), "r.json").data.min_objects, 4);
+    tower_only["data"]["min_objects"] = synth::kMaxObjects + 1;
+    try {
+        train::parse_train_config(tower_only.dump(), "r.json");
+        FAIL() << "expected an error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("r.json: data.min_objects must be at most"),
+                  std::string::npos)
+            << e.what();
     }
     // A recipe with a bad field names it.
     EXPECT_THROW(train::parse_train_config(R"({"model": {}})", "r.json"), Error);
