@@ -37,7 +37,8 @@ struct SynthOptions {
     int64_t min_objects = 1;
 };
 
-// Scene `index` of the dataset with `options.seed`: deterministic in (seed, index, sizes, min_objects).
+// Scene `index` of the dataset with `options.seed`: deterministic in (seed, index, sizes,
+// min_objects).
 // Objects that end up less than kMinVisibleFraction visible are already removed.
 SceneSpec random_scene(const SynthOptions& options, int64_t index);
 
