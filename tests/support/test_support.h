@@ -2,6 +2,8 @@
 // executables.
 #pragma once
 
+#include "core/error.h"
+
 #include <ATen/core/Tensor.h>
 #include <gtest/gtest.h>
 
@@ -42,5 +44,16 @@ CommandResult run_command(const std::string& command_line);
 
 // Writes bytes to a file (test fixtures).
 void write_bytes(const std::string& path, const std::string& bytes);
+
+// Expects `call` to throw a glamm::Error whose message contains `needle`.
+template <typename F> void expect_error(F&& call, const std::string& needle) {
+    try {
+        call();
+        ADD_FAILURE() << "no error; expected one mentioning \"" << needle << "\"";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
+            << "message: " << e.what() << "\nexpected to contain: " << needle;
+    }
+}
 
 } // namespace glamm::test

@@ -25,6 +25,7 @@
 
 namespace fs = std::filesystem;
 using namespace glamm;
+using test::expect_error;
 
 namespace {
 
@@ -52,17 +53,6 @@ Request chat(const std::string& text, int max_new_tokens) {
     request.text                      = text;
     request.generation.max_new_tokens = max_new_tokens;
     return request;
-}
-
-// Expects `call` to throw a glamm::Error whose message contains `needle`.
-template <typename F> void expect_error(F&& call, const std::string& needle) {
-    try {
-        call();
-        ADD_FAILURE() << "no error; expected one mentioning \"" << needle << "\"";
-    } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
-            << "message: " << e.what() << "\nexpected to contain: " << needle;
-    }
 }
 
 std::vector<int64_t> without_eos(std::vector<int64_t> ids, int64_t eos) {
