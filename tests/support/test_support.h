@@ -7,8 +7,10 @@
 #include <ATen/core/Tensor.h>
 #include <gtest/gtest.h>
 
+#include <initializer_list>
 #include <map>
 #include <string>
+#include <utility>
 
 namespace glamm::test {
 
@@ -45,15 +47,28 @@ CommandResult run_command(const std::string& command_line);
 // Writes bytes to a file (test fixtures).
 void write_bytes(const std::string& path, const std::string& bytes);
 
-// Expects `call` to throw a glamm::Error whose message contains `needle`.
-template <typename F> void expect_error(F&& call, const std::string& needle) {
+// The message of the glamm::Error `call` throws, or "(no error)" when it returns: a check that
+// the message names something then fails on a call that does not throw.
+template <typename F> std::string error_of(F&& call) {
     try {
         call();
-        ADD_FAILURE() << "no error; expected one mentioning \"" << needle << "\"";
     } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
-            << "message: " << e.what() << "\nexpected to contain: " << needle;
+        return e.what();
     }
+    return "(no error)";
+}
+
+// Expects `call` to throw a glamm::Error whose message contains every needle; returns the message.
+template <typename F>
+std::string expect_error(F&& call, std::initializer_list<std::string> needles) {
+    const std::string message = error_of(std::forward<F>(call));
+    for (const std::string& needle : needles)
+        EXPECT_NE(message.find(needle), std::string::npos)
+            << "message: " << message << "\nexpected to contain: " << needle;
+    return message;
+}
+template <typename F> std::string expect_error(F&& call, const std::string& needle) {
+    return expect_error(std::forward<F>(call), {needle});
 }
 
 } // namespace glamm::test

@@ -29,12 +29,7 @@ std::string reference_path() {
 }
 
 std::string open_error(const std::string& path) {
-    try {
-        Checkpoint::open(path);
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "(no error)";
+    return test::error_of([&] { Checkpoint::open(path); });
 }
 
 // Every tensor of `got` equals (bit for bit, same dtype) the tensor of the same name in `ref`.

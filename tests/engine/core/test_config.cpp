@@ -25,21 +25,11 @@ nlohmann::json tiny_config() {
 std::string glamm_error(const std::function<void(nlohmann::json&)>& edit) {
     nlohmann::json j = tiny_config();
     edit(j);
-    try {
-        parse_glamm_config(j.dump(), "cfg.json");
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "(no error)";
+    return test::error_of([&] { parse_glamm_config(j.dump(), "cfg.json"); });
 }
 
 std::string clip_error(const std::string& text) {
-    try {
-        parse_clip_vision_config(text, "clip.json");
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "(no error)";
+    return test::error_of([&] { parse_clip_vision_config(text, "clip.json"); });
 }
 
 } // namespace

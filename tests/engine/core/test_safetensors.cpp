@@ -22,13 +22,10 @@ std::string make_file(const std::string& header_json, size_t data_bytes) {
 }
 
 std::string parse_error(const std::string& bytes) {
-    try {
+    return test::error_of([&] {
         parse_safetensors_header(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(),
                                  bytes.size(), "f.safetensors");
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
+    });
 }
 
 } // namespace
@@ -83,7 +80,8 @@ TEST(Safetensors, WriteThenReadRoundTrips) {
     const std::string path = dir + "/x.safetensors";
     const float a[3]       = {1.f, -2.f, 3.5f};
     const uint8_t b[5]     = {1, 2, 3, 4, 5};
-    write_safetensors(path, {{"a", DType::F32, {3}, a, sizeof a}, {"b", DType::U8, {5}, b, sizeof b}},
+    write_safetensors(path,
+                      {{"a", DType::F32, {3}, a, sizeof a}, {"b", DType::U8, {5}, b, sizeof b}},
                       {{"format", "pt"}});
     SafetensorsFile f = SafetensorsFile::open(path);
     ASSERT_EQ(f.header.tensors.size(), 2u);

@@ -121,21 +121,11 @@ std::vector<TorchZipTensor> parse(const std::string& bytes) {
 }
 
 std::string parse_error(const std::string& bytes) {
-    try {
-        parse(bytes);
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "(no error)";
+    return test::error_of([&] { parse(bytes); });
 }
 
 std::string open_error(const std::string& path) {
-    try {
-        Checkpoint::open(path);
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "(no error)";
+    return test::error_of([&] { Checkpoint::open(path); });
 }
 
 std::string read_all(const std::string& path) {

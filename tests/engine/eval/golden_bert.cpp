@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 namespace glamm::eval {
 namespace {
@@ -74,13 +75,9 @@ std::string modern_copy(const std::string& tag, const std::string& prefix,
 
 // The message of the Error `fn` throws ("" if none).
 template <class Fn> std::string error_of(Fn&& fn) {
-    try {
-        fn();
-    } catch (const Error& e) {
-        std::printf("  error: %s\n", e.what());
-        return e.what();
-    }
-    return "";
+    const std::string message = test::error_of(std::forward<Fn>(fn));
+    std::printf("  error: %s\n", message.c_str());
+    return message;
 }
 
 TEST(BertGolden, IdsMatchTheReferenceTokenizer) {

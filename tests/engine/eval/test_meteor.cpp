@@ -102,30 +102,18 @@ TEST(Meteor, DeadOrConfusedProcessIsAnErrorWithContext) {
     const Fake dies =
         make_fake("meteor-dies", "#!/bin/sh\necho 'Error: Unable to access jarfile' >&2\nexit 3\n");
     eval::MeteorOptions o;
-    o.jar  = dies.jar.string();
-    o.java = dies.java.string();
-    try {
-        eval::meteor_score(o, {"a cat"}, {{"the cat"}});
-        FAIL() << "no error";
-    } catch (const Error& e) {
-        const std::string m = e.what();
-        std::printf("  %s\n", m.c_str());
-        EXPECT_NE(m.find("METEOR"), std::string::npos) << m;
-        EXPECT_NE(m.find("Unable to access jarfile"), std::string::npos) << m;
-        EXPECT_NE(m.find("exit status 3"), std::string::npos) << m;
-        EXPECT_NE(m.find("SCORE ||| the cat ||| a cat"), std::string::npos) << m;
-    }
+    o.jar               = dies.jar.string();
+    o.java              = dies.java.string();
+    const std::string m = test::expect_error(
+        [&] { eval::meteor_score(o, {"a cat"}, {{"the cat"}}); },
+        {"METEOR", "Unable to access jarfile", "exit status 3", "SCORE ||| the cat ||| a cat"});
+    std::printf("  %s\n", m.c_str());
     const Fake garbage =
         make_fake("meteor-garbage", "#!/bin/sh\nwhile read -r l; do echo 'oops'; done\n");
     o.jar  = garbage.jar.string();
     o.java = garbage.java.string();
-    try {
-        eval::meteor_score(o, {"a cat"}, {{"the cat"}});
-        FAIL() << "no error";
-    } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find("expected a number, got \"oops\""), std::string::npos)
-            << e.what();
-    }
+    test::expect_error([&] { eval::meteor_score(o, {"a cat"}, {{"the cat"}}); },
+                       "expected a number, got \"oops\"");
 }
 
 TEST(Meteor, CaptionScoresCarryTheNumber) {

@@ -13,12 +13,7 @@ using namespace glamm;
 
 namespace {
 std::string error_of(const std::string& path) {
-    try {
-        load_image(path);
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
+    return test::error_of([&] { load_image(path); });
 }
 } // namespace
 

@@ -234,15 +234,8 @@ TEST(TokenStream, HoldsBackIncompleteUtf8) {
 
 TEST(Tokenizer, MissingFilesNameFileAndFolder) {
     const std::string dir = glamm::test::make_temp_dir("tok");
-    auto message          = [&] {
-        try {
-            Tokenizer::load(dir);
-        } catch (const glamm::Error& e) {
-            return std::string(e.what());
-        }
-        return std::string("no error");
-    };
-    std::string m = message();
+    auto message          = [&] { return glamm::test::error_of([&] { Tokenizer::load(dir); }); };
+    std::string m         = message();
     EXPECT_NE(m.find("tokenizer.model"), std::string::npos) << m;
     EXPECT_NE(m.find(dir), std::string::npos) << m;
     fs::copy_file(llama_dir() + "/tokenizer.model", dir + "/tokenizer.model");

@@ -224,12 +224,7 @@ TEST(Trainer, RefusesMisuse) {
     const std::string out           = test::make_temp_dir("train-misuse");
     train::train(recipe, out, false, {}, 2);
     // Training again into a run without --resume would overwrite it.
-    try {
-        train::train(recipe, out, false);
-        FAIL() << "expected an error";
-    } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find("--resume"), std::string::npos) << e.what();
-    }
+    test::expect_error([&] { train::train(recipe, out, false); }, "--resume");
     // Resuming with another recipe is refused.
     train::TrainConfig other = recipe;
     other.batch_size         = 3;
@@ -245,54 +240,32 @@ TEST(Trainer, RefusesMisuse) {
     // A damaged optimiser file in the checkpoint is named, not thrown as LibTorch's error.
     const fs::path optimizer = fs::path(out) / "checkpoints" / "step-2" / "optimizer.pt";
     write_file_atomic(optimizer.string(), "not an archive");
-    try {
-        train::train(recipe, out, true);
-        FAIL() << "expected an error";
-    } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find("cannot read " + optimizer.string()),
-                  std::string::npos)
-            << e.what();
-    }
+    test::expect_error([&] { train::train(recipe, out, true); },
+                       "cannot read " + optimizer.string());
     // A tower-only stage needs a loss that reads the tower.
     std::ifstream tiny(test::data_path("train/tiny-recipe.json"));
     nlohmann::json tower_only = nlohmann::json::parse(tiny);
     tower_only["tower_only"]  = true;
-    try {
-        train::parse_train_config(tower_only.dump(), "r.json");
-        FAIL() << "expected an error";
-    } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find("r.json: tower_only"), std::string::npos) << e.what();
-    }
+    test::expect_error([&] { train::parse_train_config(tower_only.dump(), "r.json"); },
+                       "r.json: tower_only");
     tower_only["loss"]["object"] = 1.0;
     EXPECT_TRUE(train::parse_train_config(tower_only.dump(), "r.json").tower_only);
     // … and a tower it may train.
     tower_only["frozen"] = {"clip_vision"};
-    try {
-        train::parse_train_config(tower_only.dump(), "r.json");
-        FAIL() << "expected an error";
-    } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find("which frozen keeps"), std::string::npos) << e.what();
-    }
+    test::expect_error([&] { train::parse_train_config(tower_only.dump(), "r.json"); },
+                       "which frozen keeps");
     // data.min_objects: read when given, within the generator's [1, kMaxObjects].
     tower_only.erase("frozen");
     tower_only["data"]["min_objects"] = 4;
     EXPECT_EQ(train::parse_train_config(tower_only.dump(), "r.json").data.min_objects, 4);
     tower_only["data"]["min_objects"] = synth::kMaxObjects + 1;
-    try {
-        train::parse_train_config(tower_only.dump(), "r.json");
-        FAIL() << "expected an error";
-    } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find("r.json: data.min_objects must be at most"),
-                  std::string::npos)
-            << e.what();
-    }
+    test::expect_error([&] { train::parse_train_config(tower_only.dump(), "r.json"); },
+                       "r.json: data.min_objects must be at most");
     // A recipe with a bad field names it.
     EXPECT_THROW(train::parse_train_config(R"({"model": {}})", "r.json"), Error);
-    try {
-        train::parse_train_config("{\"model\": {}, \"vision_tower\": {}}", "r.json");
-    } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find("r.json"), std::string::npos) << e.what();
-    }
+    test::expect_error(
+        [] { train::parse_train_config("{\"model\": {}, \"vision_tower\": {}}", "r.json"); },
+        "r.json");
 }
 
 // A recipe that names a base is the base with its keys merged over (RFC 7386): objects key by
@@ -339,12 +312,7 @@ TEST(Trainer, ARecipeChangesItsBaseKeyByKey) {
     EXPECT_DOUBLE_EQ(next.tasks.refseg, tiny.tasks.refseg);
 
     auto expect_refused = [&](const char* name, const std::string& what) {
-        try {
-            train::load_train_config((dir / name).string());
-            FAIL() << name << ": expected an error naming " << what;
-        } catch (const Error& e) {
-            EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
-        }
+        test::expect_error([&] { train::load_train_config((dir / name).string()); }, what);
     };
     write("a.json", {{"base", "b.json"}});
     write("b.json", {{"base", "a.json"}});
@@ -388,12 +356,7 @@ TEST(Trainer, RegionsOnlyAndReinitialiseRecipesAreChecked) {
     std::ifstream tiny(test::data_path("train/tiny-recipe.json"));
     const nlohmann::json base = nlohmann::json::parse(tiny);
     auto expect_refused       = [](const nlohmann::json& recipe, const std::string& what) {
-        try {
-            train::parse_train_config(recipe.dump(), "r.json");
-            FAIL() << "expected an error naming " << what;
-        } catch (const Error& e) {
-            EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
-        }
+        test::expect_error([&] { train::parse_train_config(recipe.dump(), "r.json"); }, what);
     };
     // regions_only needs the region loss, excludes tower_only and a frozen region encoder.
     nlohmann::json regions  = base;
@@ -614,12 +577,7 @@ TEST(Trainer, AnInitWithoutWeightsOrTokenizerIsRefusedBeforeAnythingIsWritten) {
     fs::create_directories(init / "glamm");
     auto expect_refused = [&](const std::string& what) {
         const fs::path out = test::make_temp_dir("train-bad-init-out");
-        try {
-            train::train(recipe, out.string(), false);
-            FAIL() << "expected an error naming " << what;
-        } catch (const Error& e) {
-            EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
-        }
+        test::expect_error([&] { train::train(recipe, out.string(), false); }, what);
         EXPECT_FALSE(fs::exists(out / "recipe.json"));
     };
     recipe.init = init.string() + "/"; // a trailing '/' is the same folder
@@ -657,13 +615,7 @@ TEST(Trainer, FrozenComponentsKeepTheInitsWeightsWhileTheRestLearn) {
     // written.
     recipe.frozen             = {"clip_vision", "sam"};
     const std::string bad_out = test::make_temp_dir("train-frozen-bad");
-    try {
-        train::train(recipe, bad_out, false);
-        FAIL() << "expected an error";
-    } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find("no component \"sam\""), std::string::npos)
-            << e.what();
-    }
+    test::expect_error([&] { train::train(recipe, bad_out, false); }, "no component \"sam\"");
     EXPECT_FALSE(fs::exists(fs::path(bad_out) / "recipe.json"));
     EXPECT_FALSE(fs::exists(fs::path(bad_out) / "glamm"));
 }
@@ -762,14 +714,8 @@ TEST(Trainer, AReinitialisedComponentStartsAsARunFromScratchWouldWhileTheRestKee
     EXPECT_EQ(projector, 4); // two Linear layers, weight and bias
     // A name that is no component of the model is refused, naming it.
     stage.reinitialise = {"projector"};
-    try {
-        train::train(stage, test::make_temp_dir("train-reinit-bad"), false);
-        FAIL() << "expected an error";
-    } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find("reinitialise: no component \"projector\""),
-                  std::string::npos)
-            << e.what();
-    }
+    test::expect_error([&] { train::train(stage, test::make_temp_dir("train-reinit-bad"), false); },
+                       "reinitialise: no component \"projector\"");
 }
 
 TEST(Trainer, EveryParameterGlammReadsLearns) {
@@ -823,15 +769,8 @@ TEST(Trainer, ARecipeWhoseBoxesFallOffTheTowersGridIsRefused) {
     std::ifstream tiny(test::data_path("train/tiny-recipe.json"));
     nlohmann::json recipe = nlohmann::json::parse(tiny);
     recipe["model"]["region_encoder"].erase("box_scale"); // GLaMM's 224 on a 56-pixel tower
-    try {
-        train::parse_train_config(recipe.dump(), "r.json");
-        FAIL() << "expected an error";
-    } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find("box_scale (224, the default) exceeds "
-                                             "vision_tower.image_size (56)"),
-                  std::string::npos)
-            << e.what();
-    }
+    test::expect_error([&] { train::parse_train_config(recipe.dump(), "r.json"); },
+                       "box_scale (224, the default) exceeds vision_tower.image_size (56)");
 }
 
 TEST(Trainer, RegionImageDropoutHidesTheImageFromRegionCaptionSamples) {
@@ -868,13 +807,8 @@ TEST(Trainer, RegionImageDropoutHidesTheImageFromRegionCaptionSamples) {
     std::ifstream tiny(test::data_path("train/tiny-recipe.json"));
     nlohmann::json bad          = nlohmann::json::parse(tiny);
     bad["region_image_dropout"] = 1.5;
-    try {
-        train::parse_train_config(bad.dump(), "r.json");
-        FAIL() << "expected an error";
-    } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find("region_image_dropout is a share"), std::string::npos)
-            << e.what();
-    }
+    test::expect_error([&] { train::parse_train_config(bad.dump(), "r.json"); },
+                       "region_image_dropout is a share");
 }
 
 TEST(Trainer, ComponentNamesAreTheBuiltModelsAndListsNamingOthersAreRefusedOnReading) {
@@ -900,15 +834,8 @@ TEST(Trainer, ComponentNamesAreTheBuiltModelsAndListsNamingOthersAreRefusedOnRea
         nlohmann::json recipe = base;
         recipe["init"]        = "somewhere";
         recipe[key]           = {"llama", "vision"};
-        try {
-            train::parse_train_config(recipe.dump(), "r.json");
-            FAIL() << "expected an error for " << key;
-        } catch (const Error& e) {
-            EXPECT_NE(std::string(e.what()).find(std::string("recipe ") + key +
-                                                 ": no component \"vision\""),
-                      std::string::npos)
-                << e.what();
-        }
+        test::expect_error([&] { train::parse_train_config(recipe.dump(), "r.json"); },
+                           std::string("recipe ") + key + ": no component \"vision\"");
     }
 }
 
@@ -990,14 +917,8 @@ TEST(Trainer, RegionCaptionSamplesWithTurnsAskAboutEveryBoxOfTheScene) {
          {nlohmann::json(0), nlohmann::json(2.5), nlohmann::json("4")}) {
         nlohmann::json r  = base;
         r["regcap_turns"] = bad;
-        try {
-            train::parse_train_config(r.dump(), "r.json");
-            FAIL() << "expected an error for " << bad;
-        } catch (const Error& e) {
-            EXPECT_NE(std::string(e.what()).find("regcap_turns is the number of boxes"),
-                      std::string::npos)
-                << e.what();
-        }
+        test::expect_error([&] { train::parse_train_config(r.dump(), "r.json"); },
+                           "regcap_turns is the number of boxes");
     }
     nlohmann::json good  = base;
     good["regcap_turns"] = 4;
