@@ -34,28 +34,34 @@ QColor boxColor(int number) {
 } // namespace
 
 // ---- undo commands --------------------------------------------------------------------------
+// A box item belongs to the scene while it is shown. Out of the scene it belongs to exactly one
+// command: the Add that is undone, or the Delete that is applied. (Both see a deleted box out of
+// the scene, so "not in a scene" cannot decide who frees it: the stack deletes both commands.)
 
 class AddBoxCommand : public QUndoCommand {
 public:
     AddBoxCommand(ImageCanvas* canvas, const QRectF& rect)
         : QUndoCommand(QObject::tr("Add box")), canvas_(canvas), box_(new BoxItem(rect, canvas)) {}
     ~AddBoxCommand() override {
-        if (!box_->scene()) delete box_;
+        if (!applied_) delete box_;
     }
     void redo() override {
         canvas_->scene_->addItem(box_);
         canvas_->boxes_.push_back(box_);
         canvas_->renumberBoxes();
+        applied_ = true;
     }
     void undo() override {
         canvas_->boxes_.removeAll(box_);
         canvas_->scene_->removeItem(box_);
         canvas_->renumberBoxes();
+        applied_ = false;
     }
 
 private:
     ImageCanvas* canvas_;
     BoxItem* box_;
+    bool applied_ = false; // owns box_ while not applied
 };
 
 class RemoveBoxesCommand : public QUndoCommand {
@@ -65,8 +71,7 @@ public:
         for (BoxItem* b : boxes) positions_.push_back(canvas->boxes_.indexOf(b));
     }
     ~RemoveBoxesCommand() override {
-        for (BoxItem* b : boxes_)
-            if (!b->scene()) delete b;
+        if (applied_) qDeleteAll(boxes_);
     }
     void redo() override {
         for (BoxItem* b : boxes_) {
@@ -74,6 +79,7 @@ public:
             canvas_->scene_->removeItem(b);
         }
         canvas_->renumberBoxes();
+        applied_ = true;
     }
     void undo() override {
         for (int i = 0; i < boxes_.size(); ++i) {
@@ -81,12 +87,14 @@ public:
             canvas_->boxes_.insert(std::min<int>(positions_[i], canvas_->boxes_.size()), boxes_[i]);
         }
         canvas_->renumberBoxes();
+        applied_ = false;
     }
 
 private:
     ImageCanvas* canvas_;
     QList<BoxItem*> boxes_;
     QList<int> positions_;
+    bool applied_ = false; // owns boxes_ while applied
 };
 
 class ChangeBoxCommand : public QUndoCommand {
@@ -115,6 +123,11 @@ BoxItem::BoxItem(const QRectF& rect, ImageCanvas* canvas)
     setFlags(ItemIsSelectable | ItemIsMovable | ItemSendsGeometryChanges | ItemIsFocusable);
     setAcceptHoverEvents(true);
     setZValue(10);
+    ++instances_;
+}
+
+BoxItem::~BoxItem() {
+    --instances_;
 }
 
 void BoxItem::setNumber(int number) {

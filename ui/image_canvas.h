@@ -16,6 +16,10 @@ class ImageCanvas;
 class BoxItem : public QGraphicsRectItem {
 public:
     BoxItem(const QRectF& rect, ImageCanvas* canvas);
+    ~BoxItem() override;
+    // Box items alive in this process (the undo commands and the scene share them: a check that
+    // each is freed once).
+    static int instances() { return instances_; }
     void setNumber(int number);
     int number() const { return number_; }
     // The box in original-image pixels (scene coordinates), clamped to the image.
@@ -37,6 +41,7 @@ private:
     int number_          = 0;
     Qt::Edges resizing_;
     QRectF before_; // scene rect when a move/resize started (for undo)
+    static inline int instances_ = 0;
 };
 
 class ImageCanvas : public QGraphicsView {

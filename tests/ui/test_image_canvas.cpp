@@ -101,6 +101,35 @@ private slots:
         QCOMPARE(canvas.boxes()[0], QRectF(10, 10, 100, 50));
     }
 
+    void deletedBoxesAreFreedOnceWhenTheImageChanges() {
+        // Add a box and delete it, undo and redo around it, then open another image and close
+        // the canvas: each box item is freed exactly once. (When the undo stack was cleared, the
+        // Add command used to free the box and the Delete command then read it to decide whether
+        // to free it too: undefined behaviour, which a sanitizer build reports.)
+        const int before = BoxItem::instances();
+        {
+            ImageCanvas canvas;
+            canvas.setImage(testImage());
+            canvas.addBox(QRectF(10, 10, 100, 50));
+            canvas.addBox(QRectF(200, 100, 60, 60));
+            canvas.clearBoxes();
+            QCOMPARE(canvas.boxes().size(), 0);
+            QCOMPARE(BoxItem::instances(), before + 2); // held by the applied Delete
+            canvas.undoStack()->undo();                 // the Delete
+            canvas.undoStack()->undo();                 // the second Add
+            QCOMPARE(canvas.boxes().size(), 1);
+            canvas.undoStack()->redo();
+            canvas.clearBoxes(); // drops the undone first Delete, which holds nothing
+            canvas.setImage(testImage());
+            QCOMPARE(BoxItem::instances(), before);
+            canvas.addBox(QRectF(5, 5, 20, 20));
+            canvas.addBox(QRectF(50, 5, 20, 20));
+            canvas.undoStack()->undo(); // one undone Add, one shown box at the canvas's end
+            QCOMPARE(BoxItem::instances(), before + 2);
+        }
+        QCOMPARE(BoxItem::instances(), before);
+    }
+
     void boxesMoveAndResizeInImagePixelsUndoably() {
         ImageCanvas canvas;
         canvas.resize(800, 600);
