@@ -303,9 +303,12 @@ EncodedImage GlammModel::encode_image(const Image& image) const {
     out.height = image.height;
     out.width  = image.width;
 
-    auto t0               = std::chrono::steady_clock::now();
-    out.clip_pixel_values = preprocess_clip(image, clip_config, clip_processor);
+    auto t0 = std::chrono::steady_clock::now();
+    // SAM's first: it refuses an aspect ratio its longest-side resize cannot keep (over 2 × its
+    // input side : 1), before CLIP's shortest-edge resize would make that sliver hundreds of
+    // megabytes long.
     out.sam_input         = preprocess_sam(image, config.grounding_encoder);
+    out.clip_pixel_values = preprocess_clip(image, clip_config, clip_processor);
     out.preprocess_ms     = elapsed_ms(t0);
 
     t0       = std::chrono::steady_clock::now();

@@ -330,11 +330,15 @@ GroundedAnswer Session::ask(const Request& request, const Callbacks& callbacks) 
     if (!answer_ids.empty() && answer_ids.back() == tokenizer.eos_id()) answer_ids.pop_back();
     set_answer_text(answer, python_strip(tokenizer.decode(answer_ids)));
 
-    // The cache now holds the prompt and every generated token but the last.
-    state_->cached_ids = ids;
-    if (!result.ids.empty())
-        state_->cached_ids.insert(state_->cached_ids.end(), result.ids.begin(),
-                                  result.ids.end() - 1);
+    // The cache now holds the prompt and every generated token but the last, unless a stop
+    // came before the prefill ran: then it still holds ids[0, common) only (recorded above).
+    const bool prefilled = result.prompt_hidden_states.size(0) > 0;
+    if (prefilled) {
+        state_->cached_ids = ids;
+        if (!result.ids.empty())
+            state_->cached_ids.insert(state_->cached_ids.end(), result.ids.begin(),
+                                      result.ids.end() - 1);
+    }
     if (!answer.cancelled) {
         // A cancelled turn is not part of the conversation (the cache prefix stays reusable).
         conversation.add_assistant(answer.raw_text);

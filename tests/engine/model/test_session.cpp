@@ -301,6 +301,18 @@ TEST(SessionCancel, StopsWithinOneTokenAndLeavesConversationClean) {
     EXPECT_TRUE(none.cancelled);
     EXPECT_EQ(none.timings.generated_tokens, 0);
     EXPECT_EQ(none.raw_text, "");
+    // ... and leaves the session usable: the same question asked again is answered as by a
+    // session that was never stopped (the stop came before the prefill: the cache must not be
+    // taken to hold the stopped prompt).
+    const GroundedAnswer again = fresh.ask(chat("again", 8));
+    Session unstopped(c.model);
+    unstopped.set_image(gcg_image());
+    unstopped.ask(chat(kCraftedQuestion, 32));
+    const GroundedAnswer again_reference = unstopped.ask(chat("again", 8));
+    EXPECT_FALSE(again.cancelled);
+    EXPECT_EQ(again.raw_text, again_reference.raw_text);
+    EXPECT_EQ(again.timings.generated_tokens, again_reference.timings.generated_tokens);
+    EXPECT_GT(again.timings.generated_tokens, 0);
 }
 
 // A second turn through the session (which reuses the cached keys/values of the first) gives
@@ -344,8 +356,6 @@ TEST(SessionMultiTurn, SecondTurnMatchesAFreshForwardOfTheConversation) {
     EXPECT_EQ(session.ask(chat("what is in the image?", 6)).raw_text, first.raw_text);
 }
 
-// A turn with a box, cancelled, then the same words with another box: the cached <bbox> row of
-// the cancelled turn must not be reused for the new box.
 TEST(SessionBadInput, EachHasItsMessage) {
     const auto model = tiny_model();
     Session session(model);
@@ -355,6 +365,11 @@ TEST(SessionBadInput, EachHasItsMessage) {
     Image lying;
     lying.width = 4, lying.height = 4, lying.rgb.resize(10);
     expect_error([&] { session.set_image(lying); }, "the image buffer holds 10 bytes");
+    // 3200 x 1: SAM's longest-side resize leaves no row; said before CLIP's shortest-edge
+    // resize asks for a 1075200 x 336 image (which the resampler refuses without the reason).
+    Image sliver;
+    sliver.width = 3200, sliver.height = 1, sliver.rgb.assign(3200 * 3, 128);
+    expect_error([&] { session.set_image(sliver); }, "its aspect ratio is too extreme");
 
     session.set_image(gcg_image());
     Request more_boxes = chat("what is <bbox>?", 4);
