@@ -70,6 +70,7 @@ void AnswerView::finishAnswer(const StudioAnswer& answer) {
     turn.answer    = answer.text;
     turn.phrases   = answer.phrases;
     turn.cancelled = answer.cancelled;
+    if (answer.forced) turn.note = tr("(scored: the model keeps no teacher-forced turn)");
     render();
 }
 

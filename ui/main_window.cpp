@@ -18,7 +18,6 @@
 #include <QComboBox>
 #include <QDialog>
 #include <QDialogButtonBox>
-#include <QFile>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QGridLayout>
@@ -34,6 +33,7 @@
 #include <QMimeData>
 #include <QProgressBar>
 #include <QPushButton>
+#include <QSaveFile>
 #include <QSettings>
 #include <QSlider>
 #include <QSplitter>
@@ -42,6 +42,8 @@
 #include <QToolBar>
 #include <QUndoStack>
 #include <QVBoxLayout>
+
+#include <algorithm>
 
 namespace {
 
@@ -306,33 +308,43 @@ void MainWindow::buildMenus() {
 
 void MainWindow::connectWorker() {
     SessionWorker* w = controller_->worker();
+    // Every request to the worker ends in exactly one of modelLoaded, loadStopped, imageEncoded,
+    // failed (loads and image encodes), answerReady or answerFailed (questions); the window is
+    // busy while any is unanswered. A question left behind by another image, conversation or
+    // model is stopped and what it still sends is dropped: the worker answers in order, so while
+    // staleAnswers_ > 0 every token, mask and answer is theirs.
     connect(w, &SessionWorker::progressed, this, [this](const QString& stage, double fraction) {
+        if (staleAnswers_ > 0) return;
         stage_->setText(stage);
         progress_->setVisible(true);
         progress_->setValue(int(fraction * 100));
     });
     connect(w, &SessionWorker::modelLoaded, this, [this](const QString& description) {
         modelLoaded_ = true;
-        setBusy(false, tr("Model loaded"));
+        // A new engine session: no turn and no box of the conversation shown is in it.
+        sentBoxes_.clear();
+        answerView_->clearConversation();
+        jobDone(tr("Model loaded"));
         statusBar()->showMessage(description.section(QLatin1Char('\n'), 0, 0), 8000);
         if (!imagePath_.isEmpty()) {
-            setBusy(true, tr("Encoding image"));
+            startJob(tr("Encoding image"));
             emit controller_->imageFileRequested(imagePath_);
         } else if (!pendingImage_.isNull()) {
-            setBusy(true, tr("Encoding image"));
+            startJob(tr("Encoding image"));
             emit controller_->imageRequested(pendingImage_);
         }
         emit modelReady();
     });
     connect(w, &SessionWorker::loadStopped, this, [this] {
         modelLoaded_ = false;
-        setBusy(false, tr("Loading stopped: no model loaded"));
+        jobDone(tr("Loading stopped: no model loaded"));
     });
     connect(w, &SessionWorker::imageEncoded, this, [this](const QSize& size) {
-        setBusy(false, tr("Image ready (%1×%2)").arg(size.width()).arg(size.height()));
+        jobDone(tr("Image ready (%1×%2)").arg(size.width()).arg(size.height()));
         emit imageReady();
     });
     connect(w, &SessionWorker::tokenGenerated, this, [this](const QString& delta) {
+        if (staleAnswers_ > 0) return;
         if (streamedTokens_++ == 0) generationTimer_.start();
         const double seconds = generationTimer_.elapsed() / 1000.0;
         if (seconds > 0)
@@ -340,17 +352,25 @@ void MainWindow::connectWorker() {
         answerView_->appendToken(delta);
     });
     connect(w, &SessionWorker::maskReady, this, [this](int index, const QImage& mask) {
+        if (staleAnswers_ > 0) return;
         canvas_->setMask(index, mask, maskColor(index));
     });
     connect(w, &SessionWorker::answerReady, this, [this](const StudioAnswer& answer) {
-        lastAnswer_ = answer;
-        if (!answer.cancelled) sentBoxes_ += answer.boxes; // a cancelled turn is not kept
+        if (staleAnswers_ > 0) {
+            --staleAnswers_;
+            jobDone(tr("Stopped"));
+            return;
+        }
+        askInFlight_ = false;
+        lastAnswer_  = answer;
+        // The engine keeps a generated turn's boxes; a cancelled or teacher-forced one is not kept.
+        if (!answer.cancelled && !answer.forced) sentBoxes_ += answer.boxes;
         phraseModel_->setPhrases(answer.phrases);
         QVector<QColor> colors;
         for (int i = 0; i < answer.masks.size(); ++i) colors.push_back(maskColor(i));
         canvas_->setMasks(answer.masks, colors);
         answerView_->finishAnswer(answer);
-        setBusy(false, answer.cancelled ? tr("Stopped") : tr("Done"));
+        jobDone(answer.cancelled ? tr("Stopped") : tr("Done"));
         rate_->setText(answer.generatedTokens > 0 || answer.cancelled
                            ? answer.timings
                            : tr("teacher-forced: %1 mask(s) in %2 ms")
@@ -358,7 +378,38 @@ void MainWindow::connectWorker() {
                                  .arg(answer.totalMs, 0, 'f', 0));
         emit answerFinished(answer);
     });
-    connect(w, &SessionWorker::failed, this, &MainWindow::reportError);
+    connect(w, &SessionWorker::answerFailed, this, [this](const QString& message) {
+        if (staleAnswers_ > 0) {
+            --staleAnswers_;
+            jobDone(tr("Stopped"));
+            return;
+        }
+        askInFlight_ = false;
+        jobDone(tr("Error"));
+        reportError(tr("answer"), message);
+    });
+    connect(w, &SessionWorker::failed, this, [this](const QString& action, const QString& message) {
+        jobDone(tr("Error"));
+        reportError(action, message);
+    });
+}
+
+void MainWindow::startJob(const QString& stage) {
+    ++jobs_;
+    setBusy(true, stage);
+}
+
+void MainWindow::jobDone(const QString& stage) {
+    jobs_ = std::max(0, jobs_ - 1); // (a test may feed the worker's signals without a request)
+    if (jobs_ == 0) setBusy(false, stage);
+}
+
+void MainWindow::dropRunningAnswer() {
+    if (!askInFlight_) return;
+    controller_->stopAsksThrough(lastAskId_);
+    askInFlight_ = false;
+    ++staleAnswers_;
+    answerView_->abandonAnswer(tr("(stopped)"));
 }
 
 void MainWindow::setBusy(bool busy, const QString& stage) {
@@ -374,7 +425,7 @@ void MainWindow::setBusy(bool busy, const QString& stage) {
 
 void MainWindow::reportError(const QString& action, const QString& message) {
     answerView_->abandonAnswer(tr("(failed)"));
-    setBusy(false, tr("Error"));
+    if (jobs_ == 0) setBusy(false, tr("Error"));
     lastError_ = tr("Cannot %1: %2").arg(action, message);
     QString advice;
     if (action.startsWith(tr("load the model")) || message.contains(tr("no model")))
@@ -404,7 +455,8 @@ void MainWindow::loadModel(const ModelSettings& requested) {
         return;
     }
     modelLoaded_ = false;
-    setBusy(true, tr("Loading model…"));
+    dropRunningAnswer(); // its conversation goes with the model
+    startJob(tr("Loading model…"));
     emit controller_->loadModelRequested(settings);
 }
 
@@ -416,6 +468,7 @@ bool MainWindow::openImage(const QString& path) {
         reportError(tr("open %1").arg(path), reader.errorString());
         return false;
     }
+    dropRunningAnswer(); // it was about the image being closed
     imagePath_ = path;
     sentBoxes_.clear();
     pendingImage_ = QImage();
@@ -426,7 +479,7 @@ bool MainWindow::openImage(const QString& path) {
     addRecentFile(path);
     setWindowTitle(tr("%1 — GLaMM Studio").arg(QFileInfo(path).fileName()));
     if (modelLoaded_) {
-        setBusy(true, tr("Encoding image"));
+        startJob(tr("Encoding image"));
         emit controller_->imageFileRequested(path);
     } else {
         stage_->setText(tr("%1 (%2×%3) — no model loaded yet")
@@ -443,14 +496,17 @@ void MainWindow::pasteImage() {
         statusBar()->showMessage(tr("The clipboard holds no image"), 4000);
         return;
     }
+    dropRunningAnswer();
     imagePath_.clear();
     pendingImage_ = image;
     sentBoxes_.clear();
     canvas_->setImage(image);
     phraseModel_->setPhrases({});
+    lastAnswer_ = StudioAnswer();
     answerView_->clearConversation();
+    setWindowTitle(tr("Pasted image — GLaMM Studio"));
     if (modelLoaded_) {
-        setBusy(true, tr("Encoding image"));
+        startJob(tr("Encoding image"));
         emit controller_->imageRequested(image);
     }
 }
@@ -489,7 +545,9 @@ void MainWindow::ask(StudioTask task, const QString& text, const QString& forced
     answerView_->beginAnswer(shown);
     streamedTokens_ = 0;
     rate_->clear();
-    setBusy(true, forcedAnswer.isEmpty() ? tr("Generating…") : tr("Scoring the given answer…"));
+    request.id   = ++lastAskId_;
+    askInFlight_ = true;
+    startJob(forcedAnswer.isEmpty() ? tr("Generating…") : tr("Scoring the given answer…"));
     emit controller_->askRequested(request);
 }
 
@@ -500,11 +558,13 @@ void MainWindow::askFromPrompt() {
 }
 
 void MainWindow::stop() {
-    controller_->stop();
+    controller_->stop(); // a model load
+    controller_->stopAsksThrough(lastAskId_);
     stage_->setText(tr("Stopping…"));
 }
 
 void MainWindow::newConversation() {
+    dropRunningAnswer();
     emit controller_->resetRequested();
     sentBoxes_.clear();
     answerView_->clearConversation();
@@ -585,9 +645,11 @@ void MainWindow::saveConversation() {
     const QString path = QFileDialog::getSaveFileName(
         this, tr("Save Conversation"), QStringLiteral("conversation.txt"), tr("Text (*.txt)"));
     if (path.isEmpty()) return;
-    QFile file(path);
-    if (!file.open(QIODevice::WriteOnly | QIODevice::Text) ||
-        file.write(answerView_->conversationText().toUtf8()) < 0)
+    // Written to a temporary file beside it and renamed: a full disk loses no earlier file.
+    QSaveFile file(path);
+    const QByteArray text = answerView_->conversationText().toUtf8();
+    if (!file.open(QIODevice::WriteOnly | QIODevice::Text) || file.write(text) != text.size() ||
+        !file.commit())
         reportError(tr("save %1").arg(path), file.errorString());
 }
 
@@ -599,8 +661,22 @@ void MainWindow::showSettings() {
     SettingsDialog dialog(this);
     dialog.setSettings(settings_);
     if (dialog.exec() != QDialog::Accepted) return;
-    SettingsDialog::save(dialog.settings());
-    loadModel(dialog.settings());
+    const ModelSettings chosen = dialog.settings();
+    SettingsDialog::save(chosen);
+    // Generation settings apply to the next question; only another model, device or precision
+    // needs a reload (which starts a new conversation).
+    const bool sameModel =
+        modelLoaded_ && SettingsDialog::resolvedModelDir(chosen.modelDir) == settings_.modelDir &&
+        chosen.visionTowerDir == settings_.visionTowerDir && chosen.device == settings_.device &&
+        chosen.dtype == settings_.dtype;
+    if (!sameModel) {
+        loadModel(chosen);
+        return;
+    }
+    settings_.maxNewTokens = chosen.maxNewTokens;
+    settings_.temperature  = chosen.temperature;
+    settings_.topP         = chosen.topP;
+    statusBar()->showMessage(tr("Generation settings apply to the next question"), 4000);
 }
 
 void MainWindow::showShortcuts() {

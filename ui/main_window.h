@@ -79,6 +79,11 @@ private:
     void buildMenus();
     void connectWorker();
     void setBusy(bool busy, const QString& stage = QString());
+    // A request goes to the worker / its one closing signal came back (busy until none is out).
+    void startJob(const QString& stage);
+    void jobDone(const QString& stage);
+    // Stops the question in flight, if any, and drops what it still sends.
+    void dropRunningAnswer();
     void reportError(const QString& action, const QString& message);
     void addRecentFile(const QString& path);
     void rebuildRecentMenu();
@@ -120,6 +125,10 @@ private:
     QString lastError_;
     bool busy_          = false;
     bool modelLoaded_   = false;
+    int jobs_           = 0;     // requests sent to the worker and not yet answered
+    bool askInFlight_   = false; // one of them is a question whose answer will be shown
+    int staleAnswers_   = 0;     // questions stopped by dropRunningAnswer, not yet answered
+    quint64 lastAskId_  = 0;     // AskRequest::id of the last question sent
     int streamedTokens_ = 0;
     QElapsedTimer generationTimer_;
 };

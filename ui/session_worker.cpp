@@ -97,6 +97,12 @@ SessionWorker::SessionWorker(QObject* parent) : QObject(parent) {}
 
 SessionWorker::~SessionWorker() = default;
 
+void SessionWorker::stopAsksThrough(quint64 id) {
+    quint64 current = stopThrough_.load();
+    while (current < id && !stopThrough_.compare_exchange_weak(current, id)) {
+    }
+}
+
 void SessionWorker::loadModel(const ModelSettings& settings) {
     stopRequested_.store(false);
     try {
@@ -157,7 +163,7 @@ void SessionWorker::setImage(const QImage& image) {
 void SessionWorker::ask(const AskRequest& request) {
     stopRequested_.store(false);
     if (!session_) {
-        emit failed(tr("answer"), tr("no model is loaded; choose one in Settings"));
+        emit answerFailed(tr("no model is loaded; choose one in Settings"));
         return;
     }
     try {
@@ -180,7 +186,9 @@ void SessionWorker::ask(const AskRequest& request) {
         callbacks.on_progress = [this](const std::string& stage, double fraction) {
             emit progressed(QString::fromStdString(stage), fraction);
         };
-        callbacks.should_abort = [this] { return stopRequested_.load(); };
+        callbacks.should_abort = [this, id = request.id] {
+            return stopRequested_.load() || (id != 0 && id <= stopThrough_.load());
+        };
 
         glamm::GroundedAnswer answer =
             request.forcedAnswer.isEmpty()
@@ -188,9 +196,10 @@ void SessionWorker::ask(const AskRequest& request) {
                 : session_->score(engineRequest, request.forcedAnswer.toStdString(), callbacks);
         StudioAnswer result = toStudioAnswer(std::move(answer));
         result.question     = request.text;
+        result.forced       = !request.forcedAnswer.isEmpty();
         emit answerReady(result);
     } catch (const std::exception& e) {
-        emit failed(tr("answer"), QString::fromUtf8(e.what()));
+        emit answerFailed(QString::fromUtf8(e.what()));
     }
 }
 

@@ -27,17 +27,23 @@ public:
     // Thread-safe: the running generation stops at the next token (Callbacks::should_abort), a
     // model load between two tensors (ModelOptions::should_abort).
     void requestStop() { stopRequested_.store(true); }
+    // Thread-safe: stops every question numbered 1..id (AskRequest::id), running or still queued;
+    // unlike requestStop, which ask() clears when it starts, it cannot miss a question sent just
+    // before it.
+    void stopAsksThrough(quint64 id);
     // Thread-safe: whether a model is loaded.
     bool hasModel() const { return modelLoaded_.load(); }
 
 public slots:
     // Loads (replaces) the model; emits modelLoaded, loadStopped (requestStop) or failed.
     void loadModel(const ModelSettings& settings);
-    // Reads `path` with the engine's loader (the reference's cv2 conventions) and encodes it.
+    // Reads `path` with the engine's loader (the reference's cv2 conventions) and encodes it;
+    // emits imageEncoded or failed (as does setImage).
     void setImageFile(const QString& path);
     // Encodes an image that is already in memory (paste, drag-and-drop of image data).
     void setImage(const QImage& image);
-    // Answers (or teacher-forces) a request; streams tokenGenerated/maskReady, then answerReady.
+    // Answers (or teacher-forces) a request; streams tokenGenerated/maskReady, then answerReady
+    // (answerFailed when it cannot).
     void ask(const AskRequest& request);
     // Forgets the conversation, keeps the image.
     void resetConversation();
@@ -51,7 +57,10 @@ signals:
     void tokenGenerated(const QString& delta);
     void maskReady(int index, const QImage& mask);
     void answerReady(const StudioAnswer& answer);
-    // `action` says what could not be done ("load the model"), `message` why (the engine's text).
+    // The question could not be answered (ask() emits answerReady or this, never both).
+    void answerFailed(const QString& message);
+    // A load or an image encode failed: `action` says what could not be done ("load the model"),
+    // `message` why (the engine's text).
     void failed(const QString& action, const QString& message);
 
 private:
@@ -60,6 +69,7 @@ private:
     std::shared_ptr<const glamm::Model> model_;
     std::unique_ptr<glamm::Session> session_;
     std::atomic<bool> stopRequested_{false};
+    std::atomic<quint64> stopThrough_{0};
     std::atomic<bool> modelLoaded_{false};
 };
 
@@ -74,6 +84,7 @@ public:
 
     SessionWorker* worker() const { return worker_; }
     void stop() { worker_->requestStop(); }
+    void stopAsksThrough(quint64 id) { worker_->stopAsksThrough(id); }
 
 signals:
     void loadModelRequested(const ModelSettings& settings);

@@ -35,6 +35,9 @@ struct AskRequest {
     QString text;          // the user's words (may be empty for the caption presets)
     QVector<QRectF> boxes; // region prompts in original-image pixels, in order
     QString forcedAnswer;  // non-empty: teacher-forced scoring of this answer, no generation
+    // Numbered from 1 by whoever sends it (0: unnumbered), so that SessionWorker::stopAsksThrough
+    // can stop it even before the worker picks it up.
+    quint64 id         = 0;
     int maxNewTokens   = 512;
     double temperature = 0.0;
     double topP        = 1.0;
@@ -60,6 +63,7 @@ struct StudioAnswer {
     double totalMs      = 0;
     int generatedTokens = 0;
     bool cancelled      = false;
+    bool forced         = false; // teacher-forced (scored, not generated): not a conversation turn
     // The engine's answer, for export (result.json, LabelMe); shared, never modified.
     std::shared_ptr<const glamm::GroundedAnswer> engineAnswer;
 };
