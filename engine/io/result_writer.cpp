@@ -10,8 +10,10 @@
 #include <opencv2/imgproc.hpp>
 #endif
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <vector>
 
 namespace glamm {
 
@@ -128,26 +130,58 @@ std::string labelme_json(const GroundedAnswer& answer, const std::string& image_
     return j.dump(2) + "\n";
 }
 
+std::string mask_file_name(size_t index) {
+    char name[32];
+    std::snprintf(name, sizeof name, "mask_%03zu.png", index);
+    return name;
+}
+
+namespace {
+
+// An earlier result in the same folder must not survive in part: its masks beyond this answer's
+// count, and its labelme.json when this one has none. Only names this writer makes are touched.
+void remove_stale_outputs(const std::filesystem::path& base, size_t masks, bool labelme) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    std::vector<fs::path> stale;
+    for (fs::directory_iterator it(base, ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        const size_t digits    = name.size() - std::min(name.size(), sizeof "mask_.png" - 1);
+        if (digits == 0 || digits > 9 || name.rfind("mask_", 0) != 0) continue;
+        const std::string number = name.substr(5, digits);
+        if (number.find_first_not_of("0123456789") != std::string::npos) continue;
+        const size_t index = std::stoul(number);
+        if (index >= masks && name == mask_file_name(index)) stale.push_back(it->path());
+    }
+    if (ec) fail("cannot list ", base.string(), ": ", ec.message());
+    if (!labelme && fs::exists(base / "labelme.json")) stale.push_back(base / "labelme.json");
+    for (const fs::path& p : stale)
+        if (fs::remove(p, ec); ec)
+            fail("cannot remove the earlier result's ", p.string(), ": ", ec.message());
+}
+
+} // namespace
+
 void write_result(const std::string& dir, const Image& image, const GroundedAnswer& answer,
                   const std::string& model_name, const std::string& image_path, bool labelme) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
     if (ec) fail("cannot create the output folder ", dir, ": ", ec.message());
     const std::filesystem::path base(dir);
-    write_file_atomic((base / "result.json").string(), result_json(answer, model_name));
     const Image overlay = render_overlay(image, answer);
     save_png((base / "overlay.png").string(), overlay.rgb.data(), overlay.width, overlay.height, 3);
     for (size_t k = 0; k < answer.masks.size(); ++k) {
         const Mask& m = answer.masks[k];
         std::vector<uint8_t> grey(m.data.size());
         for (size_t i = 0; i < grey.size(); ++i) grey[i] = m.data[i] ? 255 : 0;
-        char name[32];
-        std::snprintf(name, sizeof name, "mask_%03zu.png", k);
-        save_png((base / name).string(), grey.data(), m.width, m.height, 1);
+        save_png((base / mask_file_name(k)).string(), grey.data(), m.width, m.height, 1);
     }
     if (labelme)
         write_file_atomic((base / "labelme.json").string(),
                           labelme_json(answer, image_path, image.width, image.height));
+    remove_stale_outputs(base, answer.masks.size(), labelme);
+    // Last: a result.json is only there once its masks are.
+    write_file_atomic((base / "result.json").string(), result_json(answer, model_name));
 }
 
 } // namespace glamm

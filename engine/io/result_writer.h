@@ -27,8 +27,13 @@ Image render_overlay(const Image& image, const GroundedAnswer& answer);
 std::string labelme_json(const GroundedAnswer& answer, const std::string& image_path,
                          int64_t width, int64_t height);
 
-// Writes result.json, overlay.png and mask_NNN.png (and labelme.json when asked) into `dir`
-// (created if needed). Throws Error naming the file that could not be written.
+// "mask_NNN.png": the file of mask `index` in a written result.
+std::string mask_file_name(size_t index);
+
+// Writes overlay.png, mask_NNN.png (and labelme.json when asked), then result.json, into `dir`
+// (created if needed), each file atomically; removes what an earlier result left there that
+// this one does not have (masks beyond its count, labelme.json). Throws Error naming the file
+// that could not be written or removed.
 void write_result(const std::string& dir, const Image& image, const GroundedAnswer& answer,
                   const std::string& model_name, const std::string& image_path = "",
                   bool labelme = false);
