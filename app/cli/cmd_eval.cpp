@@ -196,6 +196,11 @@ int run_model(const std::string& task, const Args& args) {
     scores["model"]       = model->model_dir();
     scores["data"]        = data.data;
     scores["samples"]     = count;
+    if (result.clamped_boxes > 0) {
+        scores["clamped_boxes"] = result.clamped_boxes;
+        std::fprintf(stderr, "%zu box(es) overran their image and were clamped to it\n",
+                     result.clamped_boxes);
+    }
     write_file_atomic((std::filesystem::path(out_dir) / "scores.json").string(),
                       scores.dump(2) + "\n");
     std::fprintf(stderr, "wrote %zu prediction file(s) to %s and %s/scores.json\n",

@@ -34,6 +34,7 @@ struct EvalRunResult {
     std::vector<eval::Prediction> predictions;
     std::vector<std::string> files; // prediction files written
     bool cancelled = false;         // stopped by should_abort: predictions are partial
+    size_t clamped_boxes = 0;             // regcap: boxes that overran their image, clamped to it
 };
 
 // GCG (eval/gcg/infer.py): per image, the eval instruction, greedy generation; writes
@@ -48,7 +49,8 @@ EvalRunResult run_refseg_eval(const std::shared_ptr<const Model>& model,
                               const eval::RefsegDataset& data, const EvalRunOptions& options);
 // Region captioning (eval/region_captioning/infer.py): per region, the box and the region
 // instruction, greedy generation, cleaned caption; writes OUT/<image_id>.json = {image_id,
-// caption}.
+// caption}. A box that overruns its image is clamped to it (counted in clamped_boxes); one with
+// no area inside it is an error naming the region.
 EvalRunResult run_regcap_eval(const std::shared_ptr<const Model>& model,
                               const eval::RegcapDataset& data, const EvalRunOptions& options);
 

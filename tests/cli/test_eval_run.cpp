@@ -203,3 +203,29 @@ TEST(CliEvalRun, RegcapGreedyGivesGoldenText) {
     EXPECT_EQ(test::run_command(eval_cmd("regcap", dir.string(), out, "--gt x")).exit_code, 2);
     EXPECT_EQ(test::run_command(eval_cmd("nope", dir.string(), out, "")).exit_code, 2);
 }
+
+// A region whose COCO box overruns the 900 x 1100 image by half a pixel (as VG / COCO boxes do
+// now and then) is clamped to it and counted; one wholly outside is an error naming the region.
+TEST(CliEvalRun, RegcapClampsBoxesThatOverrunTheImage) {
+    const fs::path dir = test::make_temp_dir("evalrun-regcap-clamp");
+    fs::copy_file(test::tiny_case_path("region.png"), dir / "region.png");
+    auto write = [&](const json& bbox) {
+        const json doc = {
+            {"images", json::array({{{"id", 1}, {"file_name", "region.png"}}})},
+            {"annotations",
+             json::array({{{"id", 1}, {"image_id", 1}, {"bbox", bbox}, {"caption", "a box"}}})}};
+        test::write_bytes((dir / "regcap.json").string(), doc.dump());
+    };
+    const std::string out = (dir / "out").string();
+    write(json::array({480, 600, 420.5, 340})); // x2 = 900.5
+    auto r = test::run_command(eval_cmd("regcap", dir.string(), out, "--max-new-tokens 4"));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(json::parse(r.out)["clamped_boxes"], 1);
+    EXPECT_NE(r.err.find("1 box(es) overran their image"), std::string::npos) << r.err;
+
+    write(json::array({950, 600, 40, 40})); // x1 beyond the 900-pixel width
+    r = test::run_command(eval_cmd("regcap", dir.string(), out, "--max-new-tokens 4"));
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("region \"1\""), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("no area inside the 900x1100 image"), std::string::npos) << r.err;
+}
