@@ -156,7 +156,8 @@ int run_batch(const std::vector<std::string>& argv) {
         throw UsageError("--task segment needs --prompt EXPRESSION (what to segment)");
     if (task != Task::RegionCaption && !request.boxes.empty())
         throw UsageError("--box is only used with --task region");
-    request.generation.max_new_tokens = static_cast<int>(args.get_int("max-new-tokens", 512));
+    request.generation.max_new_tokens =
+        static_cast<int>(args.get_int("max-new-tokens", 512, 1, kIntMax));
     request.generation.temperature    = args.get_double("temperature", 0.0);
     request.generation.top_p          = args.get_double("top-p", 1.0);
     request.generation.seed           = static_cast<uint64_t>(args.get_int("seed", 0));

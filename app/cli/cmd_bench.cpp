@@ -19,8 +19,8 @@ int run_bench_command(const std::vector<std::string>& argv) {
     BenchOptions options;
     options.tokens        = args.get_int("tokens", options.tokens);
     options.prompt_tokens = args.get_int("prompt-tokens", options.prompt_tokens);
-    options.warmup        = static_cast<int>(args.get_int("warmup", options.warmup));
-    options.repeat        = static_cast<int>(args.get_int("repeat", options.repeat));
+    options.warmup        = static_cast<int>(args.get_int("warmup", options.warmup, 0, kIntMax));
+    options.repeat        = static_cast<int>(args.get_int("repeat", options.repeat, 1, kIntMax));
     options.reference     = args.has("reference");
     options.matmul_size   = args.get_int("matmul-size", options.matmul_size);
     options.copy_mib      = args.get_int("copy-mib", options.copy_mib);
@@ -34,9 +34,10 @@ int run_bench_command(const std::vector<std::string>& argv) {
     BenchResult result;
     if (args.has("clip") || args.has("sam")) {
         if (args.has("model")) throw UsageError("give --model, or --clip/--sam, not both");
-        result = run_encoder_bench(args.get_or("clip", ""), args.get_or("sam", ""), image,
-                                   args.get_or("device", "cpu"), args.get_or("dtype", "f32"),
-                                   static_cast<int>(args.get_int("threads", 0)), options);
+        result =
+            run_encoder_bench(args.get_or("clip", ""), args.get_or("sam", ""), image,
+                              args.get_or("device", "cpu"), args.get_or("dtype", "f32"),
+                              static_cast<int>(args.get_int("threads", 0, 0, kIntMax)), options);
     } else {
         auto model = GlammModel::load(model_options_from(args));
         result     = run_bench(*model, image, options);

@@ -53,7 +53,7 @@ int run_chat(const std::vector<std::string>& argv) {
     known.insert(known.end(), {"image", "max-new-tokens", "temperature", "top-p", "seed"});
     Args args(argv, {"labelme"}, known);
     GenerationSettings generation;
-    generation.max_new_tokens = static_cast<int>(args.get_int("max-new-tokens", 512));
+    generation.max_new_tokens = static_cast<int>(args.get_int("max-new-tokens", 512, 1, kIntMax));
     generation.temperature    = args.get_double("temperature", 0.0);
     generation.top_p          = args.get_double("top-p", 1.0);
     generation.seed           = static_cast<uint64_t>(args.get_int("seed", 0));

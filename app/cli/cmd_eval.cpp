@@ -168,7 +168,8 @@ int run_model(const std::string& task, const Args& args) {
     auto model = Model::load(model_options_from(args));
     EvalRunOptions run;
     run.out_dir                   = (std::filesystem::path(out_dir) / "predictions").string();
-    run.generation.max_new_tokens = static_cast<int>(args.get_int("max-new-tokens", 512));
+    run.generation.max_new_tokens =
+        static_cast<int>(args.get_int("max-new-tokens", 512, 1, kIntMax));
     run.teacher_forced            = args.has("teacher-forced");
     run.on_sample = [](size_t done, size_t total, const std::string& id, double seconds) {
         std::fprintf(stderr, "[%zu/%zu] %s %.2f s\n", done, total, id.c_str(), seconds);

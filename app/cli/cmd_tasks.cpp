@@ -43,7 +43,8 @@ int run_task(Task task, const std::vector<std::string>& argv) {
     if (task == Task::ReferringSegmentation && request.text.empty() && !args.positional().empty())
         request.text = args.positional()[0];
     for (const auto& b : args.all("box")) request.boxes.push_back(parse_box(b));
-    request.generation.max_new_tokens = static_cast<int>(args.get_int("max-new-tokens", 512));
+    request.generation.max_new_tokens =
+        static_cast<int>(args.get_int("max-new-tokens", 512, 1, kIntMax));
     request.generation.temperature    = args.get_double("temperature", 0.0);
     request.generation.top_p          = args.get_double("top-p", 1.0);
     request.generation.seed           = static_cast<uint64_t>(args.get_int("seed", 0));

@@ -26,7 +26,8 @@ int run_train(const std::vector<std::string>& argv) {
         return kExitOk;
     }
     train::TrainConfig config = train::load_train_config(args.require("config"));
-    if (args.has("threads")) config.threads = static_cast<int>(args.get_int("threads", 0));
+    if (args.has("threads"))
+        config.threads = static_cast<int>(args.get_int("threads", 0, 0, kIntMax));
     if (args.has("device")) config.device = args.require("device");
     if (args.has("init")) config.init = args.require("init");
     const int64_t max_steps = args.get_int("steps", 0);

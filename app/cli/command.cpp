@@ -81,6 +81,14 @@ int64_t Args::get_int(const std::string& key, int64_t fallback) const {
     }
 }
 
+int64_t Args::get_int(const std::string& key, int64_t fallback, int64_t min, int64_t max) const {
+    const int64_t n = get_int(key, fallback);
+    if (n < min || n > max)
+        throw UsageError("--" + key + " must be in [" + std::to_string(min) + ", " +
+                         std::to_string(max) + "], got " + std::to_string(n));
+    return n;
+}
+
 double Args::get_double(const std::string& key, double fallback) const {
     auto v = get(key);
     if (!v) return fallback;

@@ -1,9 +1,10 @@
 // The `glamm` CLI: subcommands register themselves here; main() dispatches.
 #pragma once
 
-#include <functional>
-#include <map>
 #include <cstdint>
+#include <functional>
+#include <limits>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -34,6 +35,9 @@ public:
     std::string require(const std::string& key) const;
     std::vector<std::string> all(const std::string& key) const;
     int64_t get_int(const std::string& key, int64_t fallback) const;
+    // The same, and a UsageError naming the option when the value is outside [min, max] (an
+    // option read into an `int` passes kIntMax, so nothing is narrowed silently).
+    int64_t get_int(const std::string& key, int64_t fallback, int64_t min, int64_t max) const;
     double get_double(const std::string& key, double fallback) const;
     const std::vector<std::string>& positional() const { return positional_; }
 
@@ -41,6 +45,9 @@ private:
     std::map<std::string, std::vector<std::string>> values_;
     std::vector<std::string> positional_;
 };
+
+// The largest value of an option read into an `int`.
+constexpr int64_t kIntMax = std::numeric_limits<int>::max();
 
 struct UsageError : std::runtime_error {
     using std::runtime_error::runtime_error;

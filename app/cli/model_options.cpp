@@ -31,7 +31,7 @@ ModelOptions model_options_from(const Args& args, const std::string& model_dir) 
     options.vision_tower_dir = args.get_or("vision-tower", "");
     options.device           = args.get_or("device", "cpu");
     options.dtype            = args.get_or("dtype", "f32");
-    options.threads          = static_cast<int>(args.get_int("threads", 0));
+    options.threads          = static_cast<int>(args.get_int("threads", 0, 0, kIntMax));
     if (isatty(STDERR_FILENO)) {
         options.on_progress = [](const std::string& stage, double fraction) {
             std::fprintf(stderr, "\r\033[K[%3d%%] %s", static_cast<int>(fraction * 100),

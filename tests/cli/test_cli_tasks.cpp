@@ -88,8 +88,14 @@ TEST(CliTasks, BoxCountMismatchAndBadBoxes) {
                    1, "lies outside the 640x480 image");
     expect_failure(test::run_command(task("region", kImage + " --box 10,10,10,50 --out " + out)), 1,
                    "has no area");
-    expect_failure(test::run_command(task("gcg", kImage + " --max-new-tokens 0 --out " + out)), 1,
-                   "max_new_tokens must be positive");
+    // Integer options are range-checked before anything narrows them to an int.
+    expect_failure(test::run_command(task("gcg", kImage + " --max-new-tokens 0 --out " + out)), 2,
+                   "--max-new-tokens must be in [1, 2147483647], got 0");
+    expect_failure(
+        test::run_command(task("gcg", kImage + " --max-new-tokens 4294967296 --out " + out)), 2,
+        "--max-new-tokens must be in [1, 2147483647], got 4294967296");
+    expect_failure(test::run_command(task("gcg", kImage + " --threads -1 --out " + out)), 2,
+                   "--threads must be in [0, 2147483647], got -1");
     expect_failure(test::run_command(task("segment", kImage + " --out " + out)), 1,
                    "needs an expression");
     EXPECT_FALSE(fs::exists(out + "/result.json"));
