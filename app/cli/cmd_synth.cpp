@@ -10,7 +10,7 @@ namespace glamm::cli {
 namespace {
 
 int run_synth(const std::vector<std::string>& argv) {
-    Args args(argv, {"quiet"}, {"seed", "count", "out", "min-size", "max-size"});
+    Args args(argv, {"quiet"}, {"seed", "count", "out", "min-size", "max-size", "min-objects"});
     if (!args.positional().empty()) throw UsageError("unexpected argument " + args.positional()[0]);
     synth::SynthOptions options;
     const std::string seed = args.require("seed");
@@ -21,12 +21,16 @@ int run_synth(const std::vector<std::string>& argv) {
     } catch (const std::exception&) {
         throw UsageError("--seed must be a non-negative integer (got \"" + seed + "\")");
     }
-    options.count    = args.get_int("count", 1);
-    options.min_size = args.get_int("min-size", options.min_size);
-    options.max_size = args.get_int("max-size", options.max_size);
+    options.count       = args.get_int("count", 1);
+    options.min_size    = args.get_int("min-size", options.min_size);
+    options.max_size    = args.get_int("max-size", options.max_size);
+    options.min_objects = args.get_int("min-objects", options.min_objects);
     if (options.count < 1) throw UsageError("--count must be at least 1");
     if (options.min_size < 32 || options.max_size < options.min_size)
         throw UsageError("need 32 <= --min-size <= --max-size");
+    if (options.min_objects < 1 || options.min_objects > synth::kMaxObjects)
+        throw UsageError("--min-objects must be in [1, " + std::to_string(synth::kMaxObjects) +
+                         "] (got " + std::to_string(options.min_objects) + ")");
     const std::string out = args.require("out");
     const bool quiet      = args.has("quiet");
     const auto sum        = synth::write_synth_dataset(options, out, [&](int64_t done) {
@@ -46,12 +50,14 @@ int run_synth(const std::vector<std::string>& argv) {
 const Registrar registrar{Command{
     "synth", "generate a synthetic GLaMM-Shapes dataset (scenes + GranD-style annotations)",
     "usage: glamm synth --seed S --count N --out DIR [--min-size 256] [--max-size 640] "
-    "[--quiet]\n\n"
+    "[--min-objects 1] [--quiet]\n\n"
     "Writes DIR/images/*.png, DIR/annotations.json (GCG ground truth that `glamm eval score gcg\n"
     "--gt` reads, plus every scene's objects, relations, caption, referring expressions and\n"
     "regions under \"scenes\"), DIR/refseg.json, DIR/regcap.json and DIR/manifest.json.\n"
-    "The same seed, count and sizes give identical files. Images have the longer side in\n"
-    "[min-size, max-size] and the shorter side at least min-size. Formats: docs/synth.md.",
+    "The same seed, count, sizes and min-objects give identical files. Images have the\n"
+    "longer side in [min-size, max-size] and the shorter side at least min-size. Each scene\n"
+    "draws between min-objects and 6 objects (fewer may show: hidden ones are dropped), so\n"
+    "a higher --min-objects gives crowded scenes. Formats: docs/synth.md.",
     run_synth}};
 
 } // namespace

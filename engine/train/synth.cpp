@@ -600,9 +600,11 @@ SynthSummary write_synth_dataset(const SynthOptions& options, const std::string&
     fs::create_directories(root / "images", ec);
     if (ec) fail("cannot create ", (root / "images").string(), ": ", ec.message());
 
-    const json info = {{"generator", "glamm synth"},   {"version", kGeneratorVersion},
-                       {"seed", options.seed},         {"count", options.count},
-                       {"min_size", options.min_size}, {"max_size", options.max_size}};
+    json info = {{"generator", "glamm synth"},   {"version", kGeneratorVersion},
+                 {"seed", options.seed},         {"count", options.count},
+                 {"min_size", options.min_size}, {"max_size", options.max_size}};
+    // Recorded only when set, so that datasets written before the option keep their bytes.
+    if (options.min_objects != 1) info["min_objects"] = options.min_objects;
     json images = json::array(), gcg_anns = json::array(), scenes = json::array();
     json ref_anns = json::array(), reg_images = json::array(), reg_anns = json::array();
     SynthSummary sum;

@@ -93,3 +93,37 @@ TEST(CliSynth, SameSeedSameFilesAndBadArguments) {
                   .exit_code,
               2);
 }
+
+TEST(CliSynth, MinObjectsCrowdsTheScenesAndIsRecorded) {
+    // Scene i draws uniform in [min-objects, 6] objects: with --min-objects 6 every scene draws
+    // six (occlusion may hide some), by default 3.5 on average; the manifest records the option
+    // only when it is set, so that earlier datasets keep their bytes.
+    const std::string dir = glamm::test::make_temp_dir("cli_synth_min_objects");
+    auto objects          = [&](const std::string& sub, const std::string& extra) {
+        const auto r = glamm::test::run_command(glamm_cmd("synth --seed 11 --count 8 --min-size 96 "
+                                                                            "--max-size 160 --quiet --out " +
+                                                                   dir + sub + " " + extra));
+        EXPECT_EQ(r.exit_code, 0) << r.err;
+        const auto gt = nlohmann::json::parse(glamm::read_file(dir + sub + "/annotations.json"));
+        size_t n      = 0;
+        for (const auto& scene : gt.at("scenes")) n += scene.at("objects").size();
+        return n;
+    };
+    const size_t sparse  = objects("/default", "");
+    const size_t crowded = objects("/crowded", "--min-objects 6");
+    EXPECT_GT(crowded, sparse + 8) << "crowded " << crowded << ", default " << sparse;
+    EXPECT_GE(crowded, 8u * 4u); // at most two of six hidden in a scene, on average
+    const auto manifest = [&](const std::string& sub) {
+        return nlohmann::json::parse(glamm::read_file(dir + sub + "/manifest.json"));
+    };
+    EXPECT_EQ(manifest("/crowded").at("min_objects"), 6);
+    EXPECT_FALSE(manifest("/default").contains("min_objects"));
+
+    for (const char* bad : {"0", "7", "x"}) {
+        const auto r = glamm::test::run_command(
+            glamm_cmd(std::string("synth --seed 1 --count 1 --min-objects ") + bad + " --out " +
+                      dir + "/bad"));
+        EXPECT_EQ(r.exit_code, 2) << bad;
+        EXPECT_NE(r.err.find("min-objects"), std::string::npos) << bad << ": " << r.err;
+    }
+}
