@@ -1,4 +1,7 @@
-// GLaMM Studio engine: the one public header (ui/ and app/ include nothing else of the engine).
+// GLaMM Studio engine: its public face, torch-free. ui/ includes this and three other torch-free
+// headers: io/image_file.h (load_image, save_png), io/result_writer.h (export, overlays, the mask
+// palette) and core/error.h (Error, Cancelled); app/'s CLI also drives engine internals (dump,
+// eval, train, bench).
 //
 //   glamm::ModelOptions options;
 //   options.model_dir        = "GLaMM-GCG";               // a release folder
