@@ -104,12 +104,15 @@ int64_t image_recall_matches(const std::vector<Rle>& gt_masks,
     // `while ious.size > 0`: a matrix with a zero dimension has no entries.
     while (!ious.empty() && !ious[0].empty() && matches < most) {
         const auto [r, c] = numpy_argmax(ious);
+        // ref: evaluate.py `ious[idx] < iou_threshold or text_sims[idx] < …`: `or` short-circuits,
+        // so text_sims is indexed (and raises for a mask without a phrase) only when the IoU
+        // passes. NaN compares false, so a NaN IoU passes this test as in the reference.
+        if (ious[r][c] < iou_threshold) break;
         if (r >= sims.size() || c >= sims[r].size())
             fail("recall: mask ", r, "/", c, " has no phrase (", gt_phrases.size(), " GT and ",
                  pred_phrases.size(), " predicted phrases for ", gt_masks.size(), " and ",
                  pred_masks.size(), " masks)");
-        // NaN compares false, so a NaN IoU passes this test as in the reference.
-        if (ious[r][c] < iou_threshold || sims[r][c] < text_threshold) break;
+        if (sims[r][c] < text_threshold) break;
         ++matches;
         for (auto& v : ious[r]) v = 0;
         for (auto& row : ious) row[c] = 0;

@@ -57,6 +57,12 @@ TEST(GcgMetrics, RecallStopsAtFirstFailingPair) {
 // counts 0 matches (the caller catches).
 TEST(GcgMetrics, RecallThrowsWhenPhrasesAreMissing) {
     EXPECT_THROW(image_recall_matches({span(0, 4)}, {}, {span(0, 4)}, {"x"}, exact), Error);
+    // ... but only when that pair's IoU passes (`or` short-circuits): GT [g1 "a dog", g2 (no
+    // phrase)], predictions [p1 "a dog" = g1, p2 "x"]; after (g1, p1) the best pair left is
+    // (g2, p2) at IoU 2/6 < .5: the loop stops with 1 match before reading g2's missing phrase.
+    EXPECT_EQ(image_recall_matches({span(0, 4), span(4, 10)}, {"a dog"}, {span(0, 4), span(8, 10)},
+                                   {"a dog", "x"}, exact),
+              1);
 }
 
 // Bag-of-words cosine after PTB tokenisation: "a dog" vs "the dog": dot 1, norms sqrt2 sqrt2
