@@ -186,6 +186,23 @@ Rle parse_segmentation(const json& seg, int64_t height, int64_t width) {
             fail("polygon segmentation without the image's height/width");
         std::vector<std::vector<double>> polys;
         for (const auto& p : seg) polys.push_back(p.get<std::vector<double>>());
+        // ref: pycocotools mask.pyx frPyObjects: a list whose first entry holds 4 numbers is a
+        // list of boxes [x, y, w, h] (frBbox: rleFrBbox's 4-corner polygons); otherwise each
+        // entry is a polygon of int(len / 2) points (frPoly: an odd last number is dropped).
+        if (!polys.empty() && polys[0].size() < 4)
+            fail("segmentation: a polygon needs at least 3 points (its first has ", polys[0].size(),
+                 " numbers)");
+        const bool boxes = !polys.empty() && polys[0].size() == 4;
+        for (auto& p : polys) {
+            if (boxes) {
+                if (p.size() != 4)
+                    fail("segmentation: a list of boxes holds one of ", p.size(), " numbers");
+                const double xs = p[0], ys = p[1], xe = p[0] + p[2], ye = p[1] + p[3];
+                p = {xs, ys, xs, ye, xe, ye, xe, ys};
+            } else if (p.size() % 2 != 0) {
+                p.pop_back();
+            }
+        }
         return rle_from_polygons(polys, height, width);
     }
     const auto size = seg.at("size").get<std::vector<int64_t>>();
