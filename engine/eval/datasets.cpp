@@ -772,10 +772,13 @@ RegcapDataset read_regcap_dataset(const DatasetOptions& o) {
     const fs::path dir        = file.parent_path();
     const fs::path images_dir = images_dir_for(o, dir);
     const bool xyxy           = is_synth(doc);
-    std::map<std::string, const json*> first_ann;
+    // ref: eval/region_captioning/infer.py RegionCapDDP reads coco.anns[image_id]: the
+    // annotation whose *id* is the image's id (one region per image entry in GLaMM's files).
+    // Files where no annotation has that id (glamm synth's) take the first one on the image.
+    std::map<std::string, const json*> by_id, first_on_image;
     for (const auto& a : list_field(doc, "annotations")) {
-        const std::string id = id_string(a.at("image_id"));
-        if (!first_ann.count(id)) first_ann[id] = &a;
+        if (a.contains("id")) by_id.emplace(id_string(a.at("id")), &a);
+        first_on_image.emplace(id_string(a.at("image_id")), &a);
     }
     RegcapDataset out;
     std::set<std::string> keep;
@@ -783,12 +786,15 @@ RegcapDataset read_regcap_dataset(const DatasetOptions& o) {
     for (size_t i = 0; i < limited(images.size(), o.limit); ++i) {
         const json& img = images[i];
         RegcapSample s;
-        s.image_id     = id_string(img.at("id"));
-        const auto it  = first_ann.find(s.image_id);
-        const json* bb = it != first_ann.end() && it->second->contains("bbox")
-                             ? &it->second->at("bbox")
-                         : img.contains("bbox") ? &img.at("bbox")
-                                                : nullptr;
+        s.image_id      = id_string(img.at("id"));
+        const json* ann = nullptr;
+        if (const auto it = by_id.find(s.image_id); it != by_id.end())
+            ann = it->second;
+        else if (const auto on = first_on_image.find(s.image_id); on != first_on_image.end())
+            ann = on->second;
+        const json* bb = ann && ann->contains("bbox") ? &ann->at("bbox")
+                         : img.contains("bbox")       ? &img.at("bbox")
+                                                      : nullptr;
         if (!bb) fail(file.string(), ": region \"", s.image_id, "\" has no bbox");
         const auto b = bb->get<std::vector<double>>();
         if (b.size() != 4)

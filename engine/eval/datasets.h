@@ -66,8 +66,9 @@ struct RegcapDataset {
     std::vector<RegcapSample> samples;
 };
 // `data`: a COCO region caption file (or a folder holding regcap.json). Each image entry is one
-// region; its box is the bbox of the first annotation with that image_id (COCO [x, y, w, h];
-// [x1, y1, x2, y2] in files written by `glamm synth`).
+// region; its box is the bbox of the annotation whose id is the image's id, as the reference reads
+// it, else of the first annotation on the image (COCO [x, y, w, h]; [x1, y1, x2, y2] in files
+// written by `glamm synth`).
 RegcapDataset read_regcap_dataset(const DatasetOptions& options);
 
 // A plain-data Python pickle (protocols 0-5: None, bools, ints, floats, str/bytes, list, tuple,

@@ -278,6 +278,19 @@ TEST(Datasets, RegionCaptionBoxes) {
     EXPECT_EQ(first.samples.size(), 1u);
     EXPECT_EQ(first.gt["annotations"].size(), 1u);
 
+    // The reference reads coco.anns[image_id]: the annotation with the image's id, even when
+    // another annotation on the image comes first.
+    write_json(
+        dir / "two.json",
+        json::parse(R"({"images": [{"id": 7, "file_name": "c.jpg", "height": 50, "width": 60}],
+                               "annotations": [{"id": 9, "image_id": 7, "bbox": [1, 1, 2, 2], "caption": "other"},
+                                               {"id": 7, "image_id": 7, "bbox": [10, 20, 5, 6], "caption": "a man"}]})"));
+    o.data          = (dir / "two.json").string();
+    o.limit         = -1;
+    const auto pick = eval::read_regcap_dataset(o);
+    ASSERT_EQ(pick.samples.size(), 1u);
+    EXPECT_EQ(pick.samples[0].box, (std::array<double, 4>{10, 20, 15, 26}));
+
     // glamm synth regcap.json: already [x1, y1, x2, y2].
     const fs::path syn = test::make_temp_dir("synth-regcap");
     fs::create_directories(syn / "images");
