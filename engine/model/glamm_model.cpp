@@ -158,12 +158,18 @@ std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
     const Checkpoint clip_checkpoint =
         with_context("opening the vision tower " + m->vision_tower_dir,
                      [&] { return Checkpoint::open(m->vision_tower_dir); });
-    m->config.llama = resolve_llama_config(m->config.llama, checkpoint);
+    m->config.llama = with_context("reading the language model's shapes in " + m->model_dir, [&] {
+        return resolve_llama_config(m->config.llama, checkpoint);
+    });
     if (m->tokenizer->vocab_size() > m->config.llama.vocab_size)
         fail("the tokenizer of ", m->model_dir, " has ", m->tokenizer->vocab_size(),
              " tokens but the model embeds only ", m->config.llama.vocab_size);
-    if (checkpoint.contains(kRegionPosEmbedKey))
-        m->config.region_encoder.pos_embed_dim = checkpoint.stored(kRegionPosEmbedKey).shape.at(0);
+    if (checkpoint.contains(kRegionPosEmbedKey)) {
+        const auto& shape = checkpoint.stored(kRegionPosEmbedKey).shape; // [D, ...]
+        if (shape.empty())
+            fail(m->model_dir, ": ", kRegionPosEmbedKey, " is a scalar; expected [dim, ...]");
+        m->config.region_encoder.pos_embed_dim = shape[0];
+    }
 
     progress("building the model", 0.15);
     {
