@@ -1,5 +1,6 @@
 // glamm batch: one task over a folder of images, one JSON line per image in OUT/results.jsonl
-// (masks under OUT/masks/<image-stem>/), resumable after a kill and splittable into shards.
+// (masks under OUT/masks/<image-stem>/, the settings in OUT/batch.json), resumable after a kill
+// and splittable into shards.
 // Crash safety: an image's masks are written (atomically) before its line; the line is appended
 // with one write() and fsync'ed; on start a torn last line (no trailing newline) is cut off.
 #include "cli/command.h"
@@ -9,6 +10,8 @@
 #include "io/image_file.h"
 #include "io/result_writer.h"
 #include "session.h"
+#include "text/conversation.h"
+#include "text/tokenizer.h"
 
 #include <nlohmann/json.hpp>
 
@@ -37,7 +40,8 @@ void on_sigint(int) {
     g_interrupted = true;
 }
 
-const char* kResultsFile = "results.jsonl";
+const char* kResultsFile  = "results.jsonl";
+const char* kSettingsFile = "batch.json"; // what the results were made with
 
 bool is_image_file(const fs::path& path) {
     std::string ext = path.extension().string();
@@ -129,6 +133,64 @@ void append_line(int fd, const std::string& path, const std::string& line) {
     if (::fsync(fd) != 0) fail("cannot sync ", path, ": ", std::strerror(errno));
 }
 
+// Mask folders are named after the image without its extension; images whose names would then
+// meet (a.png and a.jpg; a.png.jpg and a.png) keep their whole path, until no two meet.
+std::map<std::string, std::string> name_mask_folders(const std::vector<std::string>& images) {
+    std::map<std::string, std::string> folder;
+    for (const auto& rel : images) folder[rel] = fs::path(rel).replace_extension().generic_string();
+    for (bool clash = true; clash;) {
+        clash = false;
+        std::map<std::string, std::vector<std::string>> users;
+        for (const auto& [rel, name] : folder) users[name].push_back(rel);
+        for (const auto& [name, rels] : users) {
+            if (rels.size() < 2) continue;
+            for (const auto& rel : rels)
+                if (folder[rel] != rel) {
+                    folder[rel] = rel;
+                    clash       = true;
+                }
+        }
+    }
+    return folder;
+}
+
+// The settings a results.jsonl was made with: a rerun into the same folder must use the same
+// ones, or "already done" would mean done with something else.
+nlohmann::json batch_settings(const Request& request, const std::string& model_dir,
+                              const std::string& vision_tower_dir) {
+    nlohmann::json boxes = nlohmann::json::array();
+    for (const Box& b : request.boxes) boxes.push_back({b.x1, b.y1, b.x2, b.y2});
+    return {{"task", static_cast<int>(request.task)},
+            {"prompt", request.text},
+            {"boxes", boxes},
+            {"model", model_dir},
+            {"vision_tower", vision_tower_dir},
+            {"max_new_tokens", request.generation.max_new_tokens},
+            {"temperature", request.generation.temperature},
+            {"top_p", request.generation.top_p},
+            {"seed", request.generation.seed}};
+}
+
+// Writes OUT/batch.json while the folder holds no result yet; once it does, refuses other settings.
+void check_settings(const std::string& path, const nlohmann::json& settings, bool has_results) {
+    std::error_code ec;
+    if (!has_results || !fs::exists(path, ec)) {
+        // (A results.jsonl without batch.json comes from before the check: adopted as it is.)
+        write_file_atomic(path, settings.dump(2) + "\n");
+        return;
+    }
+    const nlohmann::json saved = nlohmann::json::parse(read_file(path), nullptr, false);
+    if (saved.is_discarded()) fail(path, " is not valid JSON; fix or remove it");
+    std::string differ;
+    for (const auto& item : settings.items())
+        if (!saved.contains(item.key()) || saved[item.key()] != item.value())
+            differ += (differ.empty() ? "" : ", ") + item.key();
+    if (!differ.empty())
+        throw UsageError("the results in " + fs::path(path).parent_path().string() +
+                         " were made with other settings (" + differ + ": see " + path +
+                         "); give another --out, or remove the folder to start over");
+}
+
 std::string format_duration(double seconds) {
     const long long s = static_cast<long long>(seconds + 0.5);
     char text[32];
@@ -158,9 +220,33 @@ int run_batch(const std::vector<std::string>& argv) {
         throw UsageError("--box is only used with --task region");
     request.generation.max_new_tokens =
         static_cast<int>(args.get_int("max-new-tokens", 512, 1, kIntMax));
-    request.generation.temperature    = args.get_double("temperature", 0.0);
-    request.generation.top_p          = args.get_double("top-p", 1.0);
-    request.generation.seed           = static_cast<uint64_t>(args.get_int("seed", 0));
+    request.generation.temperature = args.get_double("temperature", 0.0);
+    request.generation.top_p       = args.get_double("top-p", 1.0);
+    request.generation.seed        = static_cast<uint64_t>(args.get_int("seed", 0));
+    // Everything about the request that does not depend on the image is checked here, once: a
+    // mistake found per image would be recorded as an error on every image.
+    if (!(request.generation.temperature >= 0)) throw UsageError("--temperature must be >= 0");
+    if (!(request.generation.top_p > 0 && request.generation.top_p <= 1))
+        throw UsageError("--top-p must be in (0, 1]");
+    const size_t boxes_per_image = task == Task::RegionCaption && request.boxes.empty()
+                                       ? 1 // the whole image
+                                       : request.boxes.size();
+    try {
+        const TaskPreset preset = task == Task::GroundedCaption ? TaskPreset::GroundedCaption
+                                  : task == Task::ReferringSegmentation
+                                      ? TaskPreset::ReferringSegmentation
+                                  : task == Task::RegionCaption ? TaskPreset::RegionCaption
+                                                                : TaskPreset::ImageCaption;
+        const size_t written    = count_occurrences(request.text, kBboxToken) +
+                               count_occurrences(request.text, kRegionPlaceholder);
+        const std::string instruction = build_instruction(preset, request.text, boxes_per_image);
+        if ((written != 0 && written != boxes_per_image) ||
+            count_occurrences(instruction, kBboxToken) != boxes_per_image)
+            throw Error("the prompt has " + std::to_string(written) + " <bbox> token(s) but " +
+                        std::to_string(boxes_per_image) + " box(es) were given");
+    } catch (const Error& e) {
+        throw UsageError(e.what());
+    }
 
     // This shard's images: index % N == I over the sorted list of every image.
     const std::vector<std::string> all = list_images(images_dir);
@@ -168,20 +254,21 @@ int run_batch(const std::vector<std::string>& argv) {
     for (size_t i = 0; i < all.size(); ++i)
         if (static_cast<int64_t>(i % static_cast<size_t>(shard.count)) == shard.index)
             mine.push_back(all[i]);
-    // Mask folders are named after the image without its extension, unless two images share
-    // that name (a.png, a.jpg): those keep their extension.
-    std::map<std::string, int> stems;
-    for (const auto& rel : all) ++stems[fs::path(rel).replace_extension().generic_string()];
-    auto mask_folder = [&](const std::string& rel) {
-        const std::string stem = fs::path(rel).replace_extension().generic_string();
-        return "masks/" + (stems[stem] > 1 ? rel : stem);
-    };
+    const std::map<std::string, std::string> mask_folders = name_mask_folders(all);
+    auto mask_folder = [&](const std::string& rel) { return "masks/" + mask_folders.at(rel); };
 
     std::error_code ec;
     fs::create_directories(out_dir, ec);
     if (ec) fail("cannot create the output folder ", out_dir, ": ", ec.message());
     const std::string results        = (fs::path(out_dir) / kResultsFile).string();
     const std::set<std::string> done = resume(results);
+    // Ctrl-C / SIGTERM from here on (the model load can take minutes): stop, exit 3.
+    std::signal(SIGINT, on_sigint);
+    std::signal(SIGTERM, on_sigint);
+    const ModelOptions model_options = model_options_from(args);
+    check_settings((fs::path(out_dir) / kSettingsFile).string(),
+                   batch_settings(request, model_options.model_dir, model_options.vision_tower_dir),
+                   !done.empty());
     std::vector<std::string> todo;
     for (const auto& rel : mine)
         if (!done.count(rel)) todo.push_back(rel);
@@ -198,10 +285,16 @@ int run_batch(const std::vector<std::string>& argv) {
         ~Closer() { ::close(fd); }
     } closer{fd};
 
-    auto model = Model::load(model_options_from(args));
+    ModelOptions load_options = model_options;
+    load_options.should_abort = [] { return g_interrupted.load(); };
+    std::shared_ptr<const Model> model;
+    try {
+        model = Model::load(load_options);
+    } catch (const Cancelled&) {
+        std::fprintf(stderr, "batch: interrupted while loading the model\n");
+        return kExitCancelled;
+    }
     Session session(model);
-    std::signal(SIGINT, on_sigint);
-    std::signal(SIGTERM, on_sigint);
     Callbacks callbacks;
     callbacks.should_abort = [] { return g_interrupted.load(); };
 
@@ -214,12 +307,27 @@ int run_batch(const std::vector<std::string>& argv) {
         const std::string path = (fs::path(images_dir) / rel).string();
         nlohmann::ordered_json line;
         line["image"] = rel;
+        Request r     = request;
         try {
+            // What can fail because of this image (unreadable, corrupt, too large or too
+            // elongated, smaller than the boxes) is recorded on its line; anything else (a full
+            // disk, out of memory) ends the run with no line, so a rerun retries the image.
             const Image image = load_image(path);
             session.set_image(image);
-            Request r = request;
             if (task == Task::RegionCaption && r.boxes.empty())
                 r.boxes = {Box{0, 0, double(image.width), double(image.height)}};
+            for (const Box& b : r.boxes)
+                if (b.x2 > double(image.width) || b.y2 > double(image.height))
+                    fail("box (", b.x1, ",", b.y1, ",", b.x2, ",", b.y2, ") lies outside the ",
+                         image.width, "x", image.height, " image");
+        } catch (const std::exception& e) {
+            ++failed;
+            line["error"] = e.what();
+            std::fprintf(stderr, "batch: %s: %s\n", rel.c_str(), e.what());
+            append_line(fd, results, line.dump());
+            continue;
+        }
+        {
             const GroundedAnswer answer = session.ask(r, callbacks);
             if (answer.cancelled) break; // interrupted: this image stays to do
             // Masks first, each written atomically; then the line that points at them.
@@ -240,12 +348,8 @@ int run_batch(const std::vector<std::string>& argv) {
             const auto fields =
                 nlohmann::ordered_json::parse(result_json(answer, model->model_dir()));
             for (const auto& item : fields.items()) line[item.key()] = item.value();
-            line["mask_files"] = files;
-        } catch (const std::exception& e) {
-            // A bad image is recorded (and counts as done); delete its line to retry it.
-            ++failed;
-            line["error"] = e.what();
-            std::fprintf(stderr, "batch: %s: %s\n", rel.c_str(), e.what());
+            line["mask_folder"] = folder; // this image's own, whether or not it has masks
+            line["mask_files"]  = files;
         }
         append_line(fd, results, line.dump());
         const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
@@ -273,12 +377,14 @@ const Registrar batch{Command{
         "Runs the task on every image under --images (recursively, sorted by path) and appends\n"
         "one JSON line per image to OUT/results.jsonl: {\"image\": path relative to --images, the\n"
         "result.json fields (text, raw_text, phrases, masks as COCO RLE, boxes, model, timings),\n"
-        "\"mask_files\"}; masks also go to OUT/masks/<image-stem>/mask_NNN.png. An image that\n"
-        "cannot be processed gets a line with \"error\" instead (delete it to retry).\n"
+        "\"mask_folder\", \"mask_files\"}; masks also go to OUT/masks/<image-stem>/mask_NNN.png.\n"
+        "An image that cannot be read or encoded (or is smaller than the boxes) gets a line with\n"
+        "\"error\" instead (delete it to retry); other failures end the run with no line.\n"
         "Resume: run the same command again; images with a line are skipped (a line torn by a\n"
-        "kill is dropped and redone). --shard I/N takes the images whose index in the sorted list\n"
-        "is I modulo N, so N machines with I = 0..N-1 share a job (give each its own --out; see\n"
-        "docs/batch.md for Slurm and Kubernetes).\n\n"
+        "kill is dropped and redone). OUT/batch.json records the task, prompt, boxes, model and\n"
+        "generation settings: a rerun with other ones is refused. --shard I/N takes the images\n"
+        "whose index in the sorted list is I modulo N, so N machines with I = 0..N-1 share a job\n"
+        "(give each its own --out; see docs/batch.md for Slurm and Kubernetes).\n\n"
         "  --task T              gcg, caption, segment (needs --prompt) or region (--box, "
         "repeatable,\n"
         "                        the same boxes for every image; default: the whole image)\n"
@@ -286,8 +392,8 @@ const Registrar batch{Command{
         "  --max-new-tokens N    default 512\n"
         "  --temperature T, --top-p P, --seed S   sampling (default greedy)\n") +
         model_options_help() +
-        "\nexit codes: 0 all done, 1 some image failed (see its line), 2 bad command line,\n"
-        "3 interrupted (resumable)\n",
+        "\nexit codes: 0 all done, 1 some image failed (see its line) or the run failed, 2 bad\n"
+        "command line or other settings than the folder's, 3 interrupted (resumable)\n",
     run_batch}};
 
 } // namespace

@@ -166,3 +166,56 @@ TEST(CliBatch, BadImageGetsAnErrorLineAndBadOptionsAreUsageErrors) {
     EXPECT_EQ(u.exit_code, 2);
     EXPECT_NE(u.err.find("needs --prompt"), std::string::npos);
 }
+
+// A mistake in the request is a usage error before any image is touched (it used to become an
+// "error" line on every image, which a rerun then skipped as done); a rerun into the same folder
+// with other settings is refused instead of reporting the old results as done.
+TEST(CliBatch, RequestMistakesAndChangedSettingsAreRefusedUpFront) {
+    const std::string images = make_images();
+    const std::string out    = test::make_temp_dir("batch-settings");
+    for (const auto& [extra, needle] : std::vector<std::pair<std::string, std::string>>{
+             {" --top-p 0", "--top-p must be in (0, 1]"},
+             {" --temperature -1", "--temperature must be >= 0"},
+             {" --prompt 'compare <bbox> and <bbox>'", "the prompt has 2 <bbox> token(s)"}}) {
+        const auto u = test::run_command(batch_command(images, out, extra));
+        EXPECT_EQ(u.exit_code, 2) << extra << ": " << u.err;
+        EXPECT_NE(u.err.find(needle), std::string::npos) << u.err;
+        EXPECT_FALSE(fs::exists(out + "/results.jsonl")) << extra;
+    }
+    auto segment =
+        test::run_command(test::bin_path("glamm") + " batch --task segment --prompt '  '" +
+                          " --images " + images + " --out " + out + " --model x");
+    EXPECT_EQ(segment.exit_code, 2) << segment.err;
+    EXPECT_NE(segment.err.find("needs an expression"), std::string::npos) << segment.err;
+
+    auto r = test::run_command(batch_command(images, out, " --shard 0/3"));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto settings = nlohmann::json::parse(read_file(out + "/batch.json"));
+    EXPECT_EQ(settings["max_new_tokens"], 4);
+    // The same command resumes (nothing left to do); another prompt is refused, naming it.
+    r = test::run_command(batch_command(images, out, " --shard 0/3"));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    r = test::run_command(batch_command(images, out, " --shard 0/3 --prompt 'Describe it.'"));
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("were made with other settings (prompt"), std::string::npos) << r.err;
+    EXPECT_EQ(read_lines(out).size(), 1u);
+}
+
+// Mask folders are the image paths without extension, unless two would meet: a.png and a.jpg
+// (both "a") keep their whole paths, and then so does a.png.jpg (its "a.png" is a.png's now);
+// c.png is "masks/c".
+TEST(CliBatch, MaskFoldersNeverMeet) {
+    const std::string images = test::make_temp_dir("batch-names");
+    std::vector<uint8_t> rgb(32 * 32 * 3, 90);
+    for (const char* name : {"a.png", "a.jpg", "a.png.jpg", "c.png"})
+        save_png(images + "/" + name, rgb.data(), 32, 32, 3);
+    const std::string out = test::make_temp_dir("batch-names-out");
+    const auto r          = test::run_command(batch_command(images, out));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    std::map<std::string, std::string> folder_of;
+    for (const auto& line : read_lines(out)) folder_of[line["image"]] = line["mask_folder"];
+    EXPECT_EQ(folder_of, (std::map<std::string, std::string>{{"a.jpg", "masks/a.jpg"},
+                                                             {"a.png", "masks/a.png"},
+                                                             {"a.png.jpg", "masks/a.png.jpg"},
+                                                             {"c.png", "masks/c"}}));
+}
