@@ -37,8 +37,10 @@ int run_train(const std::vector<std::string>& argv) {
     if (time_limit < 0) throw UsageError("--time-limit must be positive (seconds)");
     const auto started = std::chrono::steady_clock::now();
 
-    // Ctrl-C stops after the current step; the run resumes from its last checkpoint.
+    // Ctrl-C, or SIGTERM (a scheduler pre-empting the job), stops after the current step with a
+    // checkpoint and the release there, and exits 3; --resume goes on from it.
     std::signal(SIGINT, [](int) { g_interrupted = 1; });
+    std::signal(SIGTERM, [](int) { g_interrupted = 1; });
     train::TrainCallbacks callbacks;
     callbacks.should_stop = [&] {
         const auto elapsed = std::chrono::steady_clock::now() - started;
@@ -69,7 +71,11 @@ int run_train(const std::vector<std::string>& argv) {
     train::train(config, args.require("out"), args.has("resume"), callbacks, max_steps);
     std::printf("model written to %s/glamm (vision tower %s/clip)\n", args.require("out").c_str(),
                 args.require("out").c_str());
-    return kExitOk;
+    if (g_interrupted) {
+        std::fprintf(stderr, "interrupted: --resume goes on from the checkpoint just written\n");
+        return kExitCancelled;
+    }
+    return kExitOk; // finished, or stopped by --steps / --time-limit
 }
 
 const Registrar registrar{Command{
@@ -81,8 +87,9 @@ const Registrar registrar{Command{
     "next-token cross-entropy + mask BCE + DICE. Writes DIR/glamm and DIR/clip (the release\n"
     "layout; `glamm gcg --model DIR/glamm` runs it), DIR/checkpoints/step-N, DIR/loss.csv and\n"
     "DIR/loss.svg. --resume continues from the newest checkpoint; --steps N runs at most N\n"
-    "steps now (the schedule still follows the recipe). Ctrl-C, or --time-limit seconds after\n"
-    "the start, stops after the current step and writes a checkpoint and the release there.\n"
+    "steps now (the schedule still follows the recipe). Ctrl-C or SIGTERM (exit code 3), or\n"
+    "--time-limit seconds after the start (exit code 0), stops after the current step and\n"
+    "writes a checkpoint and the release there.\n"
     "--init DIR starts from the weights and tokenizer of DIR/glamm + DIR/clip (a release, a\n"
     "run or a checkpoint, whose training-only heads come too) instead of a fresh\n"
     "initialisation: a second stage with its own schedule. --print-recipe checks the recipe and\n"

@@ -45,3 +45,24 @@ TEST(CliTrain, PrintRecipeMergesTheBaseChainAndTrainsNothing) {
     EXPECT_NE(r.err.find("bad.json"), std::string::npos) << r.err;
     EXPECT_TRUE(r.out.empty()) << r.out;
 }
+
+// SIGTERM (a scheduler pre-empting the job) stops training after the current step like Ctrl-C:
+// a checkpoint and the release are written, and the exit code (3) says it did not finish.
+TEST(CliTrain, SigtermStopsWithACheckpointAndExitCode3) {
+    const std::string dir = glamm::test::make_temp_dir("cli_train_term");
+    auto recipe =
+        nlohmann::json::parse(glamm::read_file(glamm::test::data_path("train/tiny-recipe.json")));
+    recipe["optimizer"]["steps"] = 100000; // never finishes by itself
+    glamm::write_file_atomic(dir + "/long.json", recipe.dump());
+    const std::string script =
+        glamm_cmd("train --config " + dir + "/long.json --out " + dir + "/run") + " > " + dir +
+        "/log 2>&1 & pid=$!; i=0; "
+        "while ! grep -q '^step 3/' " +
+        dir +
+        "/log && [ $i -lt 60000 ]; do sleep 0.005; "
+        "i=$((i+1)); done; kill -TERM $pid; wait $pid; echo \"rc=$?\"";
+    const auto r = glamm::test::run_command(script);
+    EXPECT_NE(r.out.find("rc=3"), std::string::npos) << r.out << glamm::read_file(dir + "/log");
+    EXPECT_TRUE(std::filesystem::exists(dir + "/run/glamm/config.json"));
+    EXPECT_FALSE(std::filesystem::is_empty(dir + "/run/checkpoints"));
+}
