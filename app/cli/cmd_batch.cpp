@@ -220,14 +220,10 @@ int run_batch(const std::vector<std::string>& argv) {
         throw UsageError("--box is only used with --task region");
     request.generation.max_new_tokens =
         static_cast<int>(args.get_int("max-new-tokens", 512, 1, kIntMax));
-    request.generation.temperature = args.get_double("temperature", 0.0);
-    request.generation.top_p       = args.get_double("top-p", 1.0);
+    read_sampling(args, request.generation.temperature, request.generation.top_p);
     request.generation.seed        = static_cast<uint64_t>(args.get_int("seed", 0));
     // Everything about the request that does not depend on the image is checked here, once: a
     // mistake found per image would be recorded as an error on every image.
-    if (!(request.generation.temperature >= 0)) throw UsageError("--temperature must be >= 0");
-    if (!(request.generation.top_p > 0 && request.generation.top_p <= 1))
-        throw UsageError("--top-p must be in (0, 1]");
     const size_t boxes_per_image = task == Task::RegionCaption && request.boxes.empty()
                                        ? 1 // the whole image
                                        : request.boxes.size();

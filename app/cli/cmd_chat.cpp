@@ -20,13 +20,13 @@ namespace glamm::cli {
 namespace {
 
 std::atomic<bool> g_interrupted{false};
-std::atomic<bool> g_generating{false};
-// Ctrl-C while an answer is written stops that answer; at the prompt it leaves the REPL.
+std::atomic<bool> g_at_prompt{false};
+// Ctrl-C at the prompt leaves at once (nothing is being written); while an answer is written it
+// stops that answer; during a command (/save, /image) it leaves once the command is done, so no
+// file is left half written.
 void on_sigint(int) {
-    if (g_generating)
-        g_interrupted = true;
-    else
-        _exit(kExitCancelled);
+    if (g_at_prompt) _exit(kExitCancelled);
+    g_interrupted = true;
 }
 
 const char* kChatHelp =
@@ -54,8 +54,7 @@ int run_chat(const std::vector<std::string>& argv) {
     Args args(argv, {"labelme"}, known);
     GenerationSettings generation;
     generation.max_new_tokens = static_cast<int>(args.get_int("max-new-tokens", 512, 1, kIntMax));
-    generation.temperature    = args.get_double("temperature", 0.0);
-    generation.top_p          = args.get_double("top-p", 1.0);
+    read_sampling(args, generation.temperature, generation.top_p);
     generation.seed           = static_cast<uint64_t>(args.get_int("seed", 0));
 
     auto model = Model::load(model_options_from(args));
@@ -91,7 +90,11 @@ int run_chat(const std::vector<std::string>& argv) {
     int failures = 0;
     while (true) {
         if (interactive) std::fprintf(stderr, "> ");
-        if (!std::getline(std::cin, line)) break;
+        g_at_prompt    = true;
+        const bool got = static_cast<bool>(std::getline(std::cin, line));
+        g_at_prompt    = false;
+        if (!got) break;
+        g_interrupted = false; // a Ctrl-C now is about this line
         line = trim(line);
         if (line.empty()) continue;
         try {
@@ -124,6 +127,10 @@ int run_chat(const std::vector<std::string>& argv) {
                 } else {
                     fail("unknown command ", command, " (try /help)");
                 }
+                if (g_interrupted) {
+                    std::fprintf(stderr, "interrupted\n");
+                    return kExitCancelled;
+                }
                 continue;
             }
             if (!image) fail("no image yet: open one with /image PATH");
@@ -132,16 +139,7 @@ int run_chat(const std::vector<std::string>& argv) {
             request.text       = line;
             request.boxes      = pending_boxes;
             request.generation = generation;
-            g_interrupted      = false;
-            g_generating       = true;
-            GroundedAnswer answer;
-            try {
-                answer = session.ask(request, callbacks);
-            } catch (...) {
-                g_generating = false;
-                throw;
-            }
-            g_generating = false;
+            GroundedAnswer answer = session.ask(request, callbacks);
             pending_boxes.clear();
             std::printf("\n");
             for (const auto& p : answer.phrases)

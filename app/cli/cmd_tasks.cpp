@@ -2,6 +2,7 @@
 // results written to --out.
 #include "cli/command.h"
 #include "cli/model_options.h"
+#include "core/error.h"
 #include "io/image_file.h"
 #include "io/result_writer.h"
 #include "session.h"
@@ -40,24 +41,44 @@ int run_task(Task task, const std::vector<std::string>& argv) {
     Request request;
     request.task = task;
     request.text = args.get_or("prompt", "");
-    if (task == Task::ReferringSegmentation && request.text.empty() && !args.positional().empty())
-        request.text = args.positional()[0];
+    // segment takes its expression as --prompt or as the one positional argument.
+    const auto& positional = args.positional();
+    if (task == Task::ReferringSegmentation && request.text.empty() && positional.size() == 1)
+        request.text = positional[0];
+    else if (!positional.empty())
+        throw UsageError("unexpected argument \"" + positional[0] + "\"");
+    if (task == Task::ReferringSegmentation &&
+        request.text.find_first_not_of(" \t") == std::string::npos)
+        throw UsageError("segment needs an expression: --prompt TEXT (or TEXT as the argument)");
     for (const auto& b : args.all("box")) request.boxes.push_back(parse_box(b));
     request.generation.max_new_tokens =
         static_cast<int>(args.get_int("max-new-tokens", 512, 1, kIntMax));
-    request.generation.temperature    = args.get_double("temperature", 0.0);
-    request.generation.top_p          = args.get_double("top-p", 1.0);
+    read_sampling(args, request.generation.temperature, request.generation.top_p);
     request.generation.seed           = static_cast<uint64_t>(args.get_int("seed", 0));
     const std::string image_path      = args.require("image");
     const std::string out_dir         = args.get_or("out", "glamm-out");
 
-    const Image image = load_image(image_path);
-    auto model        = Model::load(model_options_from(args));
+    // Ctrl-C / SIGTERM from here on (a large model loads for minutes): stop, exit 3, write
+    // nothing unless an answer has begun (then the partial answer is written).
+    std::signal(SIGINT, on_sigint);
+    std::signal(SIGTERM, on_sigint);
+    const Image image          = load_image(image_path);
+    ModelOptions model_options = model_options_from(args);
+    model_options.should_abort = [] { return g_interrupted.load(); };
+    std::shared_ptr<const Model> model;
+    try {
+        model = Model::load(model_options);
+    } catch (const Cancelled&) {
+        std::fprintf(stderr, "interrupted while loading the model\n");
+        return kExitCancelled;
+    }
     Session session(model);
     session.set_embedding_cache(args.get_or("embedding-cache", ""));
     session.set_image(image);
-
-    std::signal(SIGINT, on_sigint);
+    if (g_interrupted) {
+        std::fprintf(stderr, "interrupted\n");
+        return kExitCancelled;
+    }
     Callbacks callbacks;
     callbacks.on_token = [](const std::string& delta) {
         std::fwrite(delta.data(), 1, delta.size(), stdout);
@@ -102,7 +123,9 @@ const Registrar gcg{Command{
     [](const std::vector<std::string>& a) { return run_task(Task::GroundedCaption, a); }}};
 const Registrar segment{Command{
     "segment", "referring segmentation: \"segment EXPRESSION\"",
-    usage("segment", "Referring segmentation; --prompt is the expression (\"the red car\")."),
+    usage("segment",
+          "Referring segmentation; the expression (\"the red car\") is --prompt TEXT or\n"
+          "the one argument: glamm segment --image IMG \"the red car\"."),
     [](const std::vector<std::string>& a) { return run_task(Task::ReferringSegmentation, a); }}};
 const Registrar region{
     Command{"region", "describe the regions given with --box",

@@ -89,6 +89,13 @@ int64_t Args::get_int(const std::string& key, int64_t fallback, int64_t min, int
     return n;
 }
 
+void read_sampling(const Args& args, double& temperature, double& top_p) {
+    temperature = args.get_double("temperature", 0.0);
+    top_p       = args.get_double("top-p", 1.0);
+    if (!(temperature >= 0)) throw UsageError("--temperature must be >= 0");
+    if (!(top_p > 0 && top_p <= 1)) throw UsageError("--top-p must be in (0, 1]");
+}
+
 double Args::get_double(const std::string& key, double fallback) const {
     auto v = get(key);
     if (!v) return fallback;

@@ -46,6 +46,10 @@ private:
     std::vector<std::string> positional_;
 };
 
+// --temperature (>= 0; default 0, greedy) and --top-p (in (0, 1]; default 1), or a UsageError
+// naming the option.
+void read_sampling(const Args& args, double& temperature, double& top_p);
+
 // The largest value of an option read into an `int`.
 constexpr int64_t kIntMax = std::numeric_limits<int>::max();
 

@@ -75,8 +75,14 @@ TEST(CliInspect, ExplainsWhatIsWrongWithAFolder) {
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.err.find("tokenizer.model"), std::string::npos) << r.err;
 
+    // Without a folder: the default model (here the tiny release, through GLAMM_DEFAULT_MODEL).
+    r = test::run_command("GLAMM_DEFAULT_MODEL=" + test::tiny_model_dir() + " " +
+                          test::bin_path("glamm") + " inspect --vision-tower " +
+                          test::tiny_clip_dir());
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("hidden 160, layers 2"), std::string::npos) << r.out;
     // Bad command lines exit with 2.
-    r = test::run_command(test::bin_path("glamm") + " inspect");
+    r = test::run_command(test::bin_path("glamm") + " inspect a b");
     EXPECT_EQ(r.exit_code, 2);
     r = test::run_command(test::bin_path("glamm") + " inspect " + test::tiny_model_dir() + " --bogus 1");
     EXPECT_EQ(r.exit_code, 2);

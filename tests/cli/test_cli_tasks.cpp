@@ -96,8 +96,15 @@ TEST(CliTasks, BoxCountMismatchAndBadBoxes) {
         "--max-new-tokens must be in [1, 2147483647], got 4294967296");
     expect_failure(test::run_command(task("gcg", kImage + " --threads -1 --out " + out)), 2,
                    "--threads must be in [0, 2147483647], got -1");
-    expect_failure(test::run_command(task("segment", kImage + " --out " + out)), 1,
-                   "needs an expression");
+    // Command-line mistakes are usage errors (exit 2) before the model loads.
+    expect_failure(test::run_command(task("segment", kImage + " --out " + out)), 2,
+                   "segment needs an expression");
+    expect_failure(test::run_command(task("gcg", kImage + " extra.png --out " + out)), 2,
+                   "unexpected argument \"extra.png\"");
+    expect_failure(test::run_command(task("gcg", kImage + " --top-p 0 --out " + out)), 2,
+                   "--top-p must be in (0, 1]");
+    expect_failure(test::run_command(task("gcg", kImage + " --temperature -1 --out " + out)), 2,
+                   "--temperature must be >= 0");
     EXPECT_FALSE(fs::exists(out + "/result.json"));
 }
 
