@@ -1332,6 +1332,17 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
     if (config.regcap_turns != 1) recipe["regcap_turns"] = config.regcap_turns;
     if (!config.frozen.empty()) recipe["frozen"] = config.frozen;
     if (!config.reinitialise.empty()) recipe["reinitialise"] = config.reinitialise;
+    // The schedule, GLaMM's loss weights and the task mix: a resume with other ones would not be
+    // the run that started (nor bit-identical to it).
+    recipe["training"] = {
+        {"learning_rate", config.learning_rate},
+        {"min_learning_rate", config.min_learning_rate},
+        {"warmup_steps", config.warmup_steps},
+        {"weight_decay", config.weight_decay},
+        {"grad_clip", config.grad_clip},
+        {"loss", {config.loss.ce, config.loss.bce, config.loss.dice, config.loss.seg}},
+        {"tasks",
+         {config.tasks.gcg, config.tasks.refseg, config.tasks.regcap, config.tasks.caption}}};
     const int64_t start_checkpoint = resume ? newest_checkpoint(paths) : -1;
     // The init is read when the run starts (and for its tokenizer should a resumed run lack one).
     std::optional<InitFolder> init;
@@ -1341,9 +1352,22 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
     if (start_checkpoint >= 0) {
         const nlohmann::json saved =
             nlohmann::json::parse(read_file(paths.recipe.string()), nullptr, false);
-        if (saved != recipe)
-            fail(paths.recipe.string(), " differs from this recipe: resume with the recipe that "
-                                        "started the run, or train into a new folder");
+        nlohmann::json compared = recipe;
+        // A run started before "training" was recorded is compared on what it recorded.
+        if (saved.is_object() && !saved.contains("training")) compared.erase("training");
+        if (saved != compared) {
+            std::string differ;
+            for (const auto& item : compared.items())
+                if (!saved.is_object() || !saved.contains(item.key()) ||
+                    saved[item.key()] != item.value())
+                    differ += (differ.empty() ? "" : ", ") + item.key();
+            if (saved.is_object())
+                for (const auto& item : saved.items())
+                    if (!compared.contains(item.key()))
+                        differ += (differ.empty() ? "" : ", ") + item.key();
+            fail(paths.recipe.string(), " differs from this recipe (", differ,
+                 "): resume with the recipe that started the run, or train into a new folder");
+        }
     } else {
         if (fs::exists(paths.checkpoints))
             fail(out_dir, " already holds a training run; pass --resume to continue it or choose "

@@ -237,10 +237,27 @@ TEST(Trainer, RefusesMisuse) {
     train::TrainConfig crowded = recipe;
     crowded.data.min_objects   = 3;
     test::expect_error([&] { train::train(crowded, out, true); }, "differs from this recipe");
+    // So are the schedule, GLaMM's loss weights and the task mix (recorded under "training"),
+    // and the message names what differs.
+    ASSERT_TRUE(saved.contains("training"));
+    train::TrainConfig faster = recipe;
+    faster.learning_rate *= 2;
+    test::expect_error([&] { train::train(faster, out, true); },
+                       "differs from this recipe (training)");
+    train::TrainConfig mix = recipe;
+    mix.tasks.gcg += 0.1;
+    test::expect_error([&] { train::train(mix, out, true); }, "(training)");
     // A damaged optimiser file in the checkpoint is named, not thrown as LibTorch's error.
     const fs::path optimizer = fs::path(out) / "checkpoints" / "step-2" / "optimizer.pt";
     write_file_atomic(optimizer.string(), "not an archive");
     test::expect_error([&] { train::train(recipe, out, true); },
+                       "cannot read " + optimizer.string());
+    // A run recorded before "training" existed is compared on what it recorded: it gets past the
+    // recipe check (to the damaged optimiser file) with any schedule.
+    nlohmann::json old_run = saved;
+    old_run.erase("training");
+    write_file_atomic((fs::path(out) / "recipe.json").string(), old_run.dump(2));
+    test::expect_error([&] { train::train(faster, out, true); },
                        "cannot read " + optimizer.string());
     // A tower-only stage needs a loss that reads the tower.
     std::ifstream tiny(test::data_path("train/tiny-recipe.json"));
