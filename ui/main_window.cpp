@@ -356,13 +356,8 @@ void MainWindow::connectWorker() {
         canvas_->setMask(index, mask, maskColor(index));
     });
     connect(w, &SessionWorker::answerReady, this, [this](const StudioAnswer& answer) {
-        if (staleAnswers_ > 0) {
-            --staleAnswers_;
-            jobDone(tr("Stopped"));
-            return;
-        }
-        askInFlight_ = false;
-        lastAnswer_  = answer;
+        if (dropIfStale()) return;
+        lastAnswer_ = answer;
         // The engine keeps a generated turn's boxes; a cancelled or teacher-forced one is not kept.
         if (!answer.cancelled && !answer.forced) sentBoxes_ += answer.boxes;
         phraseModel_->setPhrases(answer.phrases);
@@ -379,12 +374,7 @@ void MainWindow::connectWorker() {
         emit answerFinished(answer);
     });
     connect(w, &SessionWorker::answerFailed, this, [this](const QString& message) {
-        if (staleAnswers_ > 0) {
-            --staleAnswers_;
-            jobDone(tr("Stopped"));
-            return;
-        }
-        askInFlight_ = false;
+        if (dropIfStale()) return;
         jobDone(tr("Error"));
         reportError(tr("answer"), message);
     });
@@ -402,6 +392,16 @@ void MainWindow::startJob(const QString& stage) {
 void MainWindow::jobDone(const QString& stage) {
     jobs_ = std::max(0, jobs_ - 1); // (a test may feed the worker's signals without a request)
     if (jobs_ == 0) setBusy(false, stage);
+}
+
+bool MainWindow::dropIfStale() {
+    if (staleAnswers_ == 0) {
+        askInFlight_ = false; // this end is the question in flight's
+        return false;
+    }
+    --staleAnswers_;
+    jobDone(tr("Stopped"));
+    return true;
 }
 
 void MainWindow::dropRunningAnswer() {

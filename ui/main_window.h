@@ -84,6 +84,9 @@ private:
     void jobDone(const QString& stage);
     // Stops the question in flight, if any, and drops what it still sends.
     void dropRunningAnswer();
+    // At a question's end (answer or failure): true when it was a dropped one (then it is
+    // counted off), false when it is the question in flight's.
+    bool dropIfStale();
     void reportError(const QString& action, const QString& message);
     void addRecentFile(const QString& path);
     void rebuildRecentMenu();

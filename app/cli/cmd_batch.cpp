@@ -281,15 +281,8 @@ int run_batch(const std::vector<std::string>& argv) {
         ~Closer() { ::close(fd); }
     } closer{fd};
 
-    ModelOptions load_options = model_options;
-    load_options.should_abort = [] { return g_interrupted.load(); };
-    std::shared_ptr<const Model> model;
-    try {
-        model = Model::load(load_options);
-    } catch (const Cancelled&) {
-        std::fprintf(stderr, "batch: interrupted while loading the model\n");
-        return kExitCancelled;
-    }
+    const auto model = load_model_unless_interrupted(model_options, g_interrupted);
+    if (!model) return kExitCancelled;
     Session session(model);
     Callbacks callbacks;
     callbacks.should_abort = [] { return g_interrupted.load(); };

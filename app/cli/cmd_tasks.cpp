@@ -2,7 +2,6 @@
 // results written to --out.
 #include "cli/command.h"
 #include "cli/model_options.h"
-#include "core/error.h"
 #include "io/image_file.h"
 #include "io/result_writer.h"
 #include "session.h"
@@ -62,16 +61,9 @@ int run_task(Task task, const std::vector<std::string>& argv) {
     // nothing unless an answer has begun (then the partial answer is written).
     std::signal(SIGINT, on_sigint);
     std::signal(SIGTERM, on_sigint);
-    const Image image          = load_image(image_path);
-    ModelOptions model_options = model_options_from(args);
-    model_options.should_abort = [] { return g_interrupted.load(); };
-    std::shared_ptr<const Model> model;
-    try {
-        model = Model::load(model_options);
-    } catch (const Cancelled&) {
-        std::fprintf(stderr, "interrupted while loading the model\n");
-        return kExitCancelled;
-    }
+    const Image image = load_image(image_path);
+    const auto model  = load_model_unless_interrupted(model_options_from(args), g_interrupted);
+    if (!model) return kExitCancelled;
     Session session(model);
     session.set_embedding_cache(args.get_or("embedding-cache", ""));
     session.set_image(image);

@@ -1,5 +1,7 @@
 #include "cli/model_options.h"
 
+#include "core/error.h"
+
 #include <cstdio>
 #include <sstream>
 #include <unistd.h>
@@ -41,6 +43,17 @@ ModelOptions model_options_from(const Args& args, const std::string& model_dir) 
         };
     }
     return options;
+}
+
+std::shared_ptr<const Model> load_model_unless_interrupted(ModelOptions options,
+                                                           const std::atomic<bool>& interrupted) {
+    options.should_abort = [&interrupted] { return interrupted.load(); };
+    try {
+        return Model::load(options);
+    } catch (const Cancelled&) {
+        std::fprintf(stderr, "interrupted while loading the model\n");
+        return nullptr;
+    }
 }
 
 Box parse_box(const std::string& text) {
