@@ -94,7 +94,8 @@ struct GroundTruth {
     bool numeric_ids = true;
 };
 
-GroundTruth read_ground_truth(const std::vector<json>& docs) {
+GroundTruth read_ground_truth(const std::vector<json>& docs,
+                              SegmentParts parts = SegmentParts::kUnion) {
     GroundTruth gt;
     std::set<std::string> seen;
     for (const auto& doc : docs) {
@@ -116,7 +117,8 @@ GroundTruth read_ground_truth(const std::vector<json>& docs) {
                 g.category_id = ann.value("category_id", int64_t(1));
                 const auto size =
                     gt.sizes.count(img) ? gt.sizes[img] : std::pair<int64_t, int64_t>{0, 0};
-                g.segmentation = parse_segmentation(ann["segmentation"], size.first, size.second);
+                g.segmentation =
+                    parse_segmentation(ann["segmentation"], size.first, size.second, parts);
                 g.area         = ann.contains("area") ? ann["area"].get<double>()
                                                       : double(g.segmentation.area());
                 g.iscrowd      = ann.value("iscrowd", 0) != 0;
@@ -180,7 +182,7 @@ std::map<std::string, const Prediction*> by_image(const std::vector<Prediction>&
 
 } // namespace
 
-Rle parse_segmentation(const json& seg, int64_t height, int64_t width) {
+Rle parse_segmentation(const json& seg, int64_t height, int64_t width, SegmentParts parts) {
     if (seg.is_array()) { // polygons
         if (height <= 0 || width <= 0)
             fail("polygon segmentation without the image's height/width");
@@ -203,7 +205,18 @@ Rle parse_segmentation(const json& seg, int64_t height, int64_t width) {
                 p.pop_back();
             }
         }
-        return rle_from_polygons(polys, height, width);
+        if (parts == SegmentParts::kUnion || polys.size() < 2)
+            return rle_from_polygons(polys, height, width);
+        // ref: GLaMM dataset/segm_datasets/RefCOCO_Segm_ds.py: m = np.sum(mask.decode(rle),
+        // axis=2).astype(np.uint8) (a uint8 count, wrapping as the cast does); the evaluation's
+        // histc over [0, 1] then sees only counts 0 and 1.
+        std::vector<uint8_t> count(static_cast<size_t>(height * width), 0);
+        for (const auto& p : polys) {
+            const std::vector<uint8_t> part = rle_decode(rle_from_polygon(p, height, width));
+            for (size_t i = 0; i < count.size(); ++i) count[i] = uint8_t(count[i] + part[i]);
+        }
+        for (auto& c : count) c = c == 1;
+        return rle_encode(count.data(), height, width);
     }
     const auto size = seg.at("size").get<std::vector<int64_t>>();
     if (size.size() != 2) fail("RLE size must be [height, width]");
@@ -318,7 +331,7 @@ json score_regcap(const std::vector<json>& docs, const std::vector<Prediction>& 
 }
 
 json score_refseg(const std::vector<json>& docs, const std::vector<Prediction>& predictions) {
-    const GroundTruth gt = read_ground_truth(docs);
+    const GroundTruth gt = read_ground_truth(docs, SegmentParts::kCountedOnce);
     const auto pred      = by_image(predictions);
     RefsegAccumulator acc;
     int64_t missing = 0;

@@ -27,9 +27,16 @@ struct Prediction {
 // the subdirectory's name). A file without "image_id" takes its stem as the image id.
 std::vector<Prediction> load_predictions(const std::string& path);
 
+// How the parts of a segmentation list (polygons or boxes) make one mask: their union
+// (pycocotools annToRLE: COCO mask AP, GCG), or the pixels inside exactly one part (GLaMM's
+// referring-segmentation target: np.sum of the decoded parts cast to uint8, then a 2-bin
+// histogram over [0, 1] that leaves out the pixels counted twice).
+enum class SegmentParts { kUnion, kCountedOnce };
+
 // Reads the COCO "segmentation" field: RLE with string or list counts, or polygons (needs the
 // image size).
-Rle parse_segmentation(const nlohmann::json& seg, int64_t height, int64_t width);
+Rle parse_segmentation(const nlohmann::json& seg, int64_t height, int64_t width,
+                       SegmentParts parts = SegmentParts::kUnion);
 
 // GCG: `gt` are the GranD-f files (the mask GT and the caption GT, or one file holding both);
 // `similarity` is the phrase similarity and `similarity_name` its name in the output.
