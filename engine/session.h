@@ -144,7 +144,9 @@ struct Callbacks {
     std::function<void(const std::string& delta)> on_token;   // text as it is generated
     std::function<void(int index, const Mask& mask)> on_mask; // as soon as its [SEG] appears
     std::function<void(const std::string& stage, double fraction)> on_progress;
-    std::function<bool()> should_abort; // polled between tokens
+    // Polled between generated tokens and between the prefill's decoder layers; true stops the
+    // answer (GroundedAnswer::cancelled).
+    std::function<bool()> should_abort;
 };
 
 class Session {
@@ -155,17 +157,24 @@ public:
     Session& operator=(const Session&) = delete;
 
     // Encodes the image with CLIP and the SAM image encoder (once per image) and starts a new
-    // conversation. Throws Error for an empty image.
-    void set_image(const Image& image);
+    // conversation. Throws Error for an empty image. `should_abort` is polled between the
+    // encoders' layers: true throws glamm::Cancelled, and like any failure leaves the previous
+    // image and conversation in place.
+    void set_image(const Image& image, const std::function<bool()>& should_abort = {});
     // Answers a request about the current image, streaming through `callbacks`. Throws Error
     // before any compute when no image is set, when the number of boxes differs from the number
     // of <bbox> tokens, or when a box lies outside the image or has no area. A cancel (via
     // should_abort) returns the partial answer with `cancelled` set.
     GroundedAnswer ask(const Request& request, const Callbacks& callbacks = {});
     // Teacher-forced: masks for the [SEG]s of `answer` given the request, no generation (the
-    // official referring-segmentation evaluation). Does not change the conversation.
+    // official referring-segmentation evaluation). Does not change the conversation. A stop
+    // (should_abort, polled between the forward's layers) returns no masks, `cancelled` set.
     GroundedAnswer score(const Request& request, const std::string& answer,
                          const Callbacks& callbacks = {});
+    // The user turn's instruction that ask() sends for `task`, the user's `text` and `boxes`
+    // boxes; throws Error when the <bbox> tokens (the user's, or those the task inserts) do not
+    // match the boxes. Needs neither a model nor an image: a batch checks its request once with it.
+    static std::string instruction_for(Task task, const std::string& text, size_t boxes);
     // Forgets the conversation (keeps the image).
     void reset();
     // An on-disk cache of image encodings (empty: none, the default). set_image() then reads an

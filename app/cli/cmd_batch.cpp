@@ -10,8 +10,6 @@
 #include "io/image_file.h"
 #include "io/result_writer.h"
 #include "session.h"
-#include "text/conversation.h"
-#include "text/tokenizer.h"
 
 #include <nlohmann/json.hpp>
 
@@ -228,18 +226,7 @@ int run_batch(const std::vector<std::string>& argv) {
                                        ? 1 // the whole image
                                        : request.boxes.size();
     try {
-        const TaskPreset preset = task == Task::GroundedCaption ? TaskPreset::GroundedCaption
-                                  : task == Task::ReferringSegmentation
-                                      ? TaskPreset::ReferringSegmentation
-                                  : task == Task::RegionCaption ? TaskPreset::RegionCaption
-                                                                : TaskPreset::ImageCaption;
-        const size_t written    = count_occurrences(request.text, kBboxToken) +
-                               count_occurrences(request.text, kRegionPlaceholder);
-        const std::string instruction = build_instruction(preset, request.text, boxes_per_image);
-        if ((written != 0 && written != boxes_per_image) ||
-            count_occurrences(instruction, kBboxToken) != boxes_per_image)
-            throw Error("the prompt has " + std::to_string(written) + " <bbox> token(s) but " +
-                        std::to_string(boxes_per_image) + " box(es) were given");
+        Session::instruction_for(task, request.text, boxes_per_image);
     } catch (const Error& e) {
         throw UsageError(e.what());
     }
@@ -302,13 +289,15 @@ int run_batch(const std::vector<std::string>& argv) {
             // elongated, smaller than the boxes) is recorded on its line; anything else (a full
             // disk, out of memory) ends the run with no line, so a rerun retries the image.
             const Image image = load_image(path);
-            session.set_image(image);
+            session.set_image(image, callbacks.should_abort);
             if (task == Task::RegionCaption && r.boxes.empty())
                 r.boxes = {Box{0, 0, double(image.width), double(image.height)}};
             for (const Box& b : r.boxes)
                 if (b.x2 > double(image.width) || b.y2 > double(image.height))
                     fail("box (", b.x1, ",", b.y1, ",", b.x2, ",", b.y2, ") lies outside the ",
                          image.width, "x", image.height, " image");
+        } catch (const Cancelled&) {
+            break; // interrupted while encoding: this image stays to do
         } catch (const std::exception& e) {
             ++failed;
             line["error"] = e.what();

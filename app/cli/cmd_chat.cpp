@@ -22,8 +22,8 @@ namespace {
 std::atomic<bool> g_interrupted{false};
 std::atomic<bool> g_at_prompt{false};
 // Ctrl-C at the prompt leaves at once (nothing is being written); while an answer is written it
-// stops that answer; during a command (/save, /image) it leaves once the command is done, so no
-// file is left half written.
+// stops that answer; during a command it leaves once the command is done, so no file is left
+// half written (/image's encode stops between two encoder layers).
 void on_sigint(int) {
     if (g_at_prompt) _exit(kExitCancelled);
     g_interrupted = true;
@@ -67,7 +67,7 @@ int run_chat(const std::vector<std::string>& argv) {
 
     auto open_image = [&](const std::string& path) {
         Image loaded = load_image(path);
-        session.set_image(loaded);
+        session.set_image(loaded, [] { return g_interrupted.load(); });
         image      = std::move(loaded);
         image_path = path;
         pending_boxes.clear();
@@ -149,6 +149,9 @@ int run_chat(const std::vector<std::string>& argv) {
                 std::fprintf(stderr,
                              "(cancelled: the partial answer is not part of the conversation)\n");
             last = std::move(answer);
+        } catch (const Cancelled&) { // Ctrl-C while /image encodes: leave, as after a command
+            std::fprintf(stderr, "interrupted\n");
+            return kExitCancelled;
         } catch (const UsageError& e) {
             ++failures;
             std::fprintf(stderr, "error: %s\n", e.what());

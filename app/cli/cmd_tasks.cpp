@@ -2,6 +2,7 @@
 // results written to --out.
 #include "cli/command.h"
 #include "cli/model_options.h"
+#include "core/error.h"
 #include "io/image_file.h"
 #include "io/result_writer.h"
 #include "session.h"
@@ -66,8 +67,10 @@ int run_task(Task task, const std::vector<std::string>& argv) {
     if (!model) return kExitCancelled;
     Session session(model);
     session.set_embedding_cache(args.get_or("embedding-cache", ""));
-    session.set_image(image);
-    if (g_interrupted) {
+    const auto interrupted = [] { return g_interrupted.load(); };
+    try {
+        session.set_image(image, interrupted);
+    } catch (const Cancelled&) {
         std::fprintf(stderr, "interrupted\n");
         return kExitCancelled;
     }
@@ -76,7 +79,7 @@ int run_task(Task task, const std::vector<std::string>& argv) {
         std::fwrite(delta.data(), 1, delta.size(), stdout);
         std::fflush(stdout);
     };
-    callbacks.should_abort = [] { return g_interrupted.load(); };
+    callbacks.should_abort = interrupted;
     GroundedAnswer answer;
     if (auto forced = args.get("answer")) {
         answer = session.score(request, *forced, callbacks);
@@ -85,6 +88,10 @@ int run_task(Task task, const std::vector<std::string>& argv) {
         answer = session.ask(request, callbacks);
     }
     std::printf("\n");
+    if (answer.cancelled && answer.timings.generated_tokens == 0 && answer.masks.empty()) {
+        std::fprintf(stderr, "interrupted before the answer began: nothing written\n");
+        return kExitCancelled;
+    }
     for (const auto& p : answer.phrases) std::printf("  [%s] -> mask %d\n", p.text.c_str(), p.mask);
     write_result(out_dir, image, answer, model->model_dir(), image_path, args.has("labelme"));
     std::fprintf(stderr, "wrote %s/result.json, overlay.png and %zu mask(s)%s\n", out_dir.c_str(),

@@ -207,7 +207,8 @@ SamImageEncoderImpl::SamImageEncoderImpl(const SamConfig& c) : config(c) {
 }
 
 at::Tensor SamImageEncoderImpl::forward(const at::Tensor& pixels,
-                                        std::vector<at::Tensor>* block_outputs) {
+                                        std::vector<at::Tensor>* block_outputs,
+                                        const ShouldAbort& should_abort) {
     const int64_t S = config.img_size;
     if (pixels.dim() != 4 || pixels.size(1) != 3 || pixels.size(2) != S || pixels.size(3) != S)
         fail("SAM image encoder: expected pixels [B, 3, ", S, ", ", S, "], got ", pixels.sizes());
@@ -215,6 +216,7 @@ at::Tensor SamImageEncoderImpl::forward(const at::Tensor& pixels,
     at::Tensor hidden = patch_proj(pixels.to(pos_embed.scalar_type())).permute({0, 2, 3, 1});
     hidden            = hidden + pos_embed; // [B, G, G, E]
     for (size_t i = 0; i < blocks->size(); ++i) {
+        stop_if_asked(should_abort, "the SAM image encoder");
         hidden = blocks[i]->as<SamBlockImpl>()->forward(hidden, attention_chunk_bytes);
         if (block_outputs) block_outputs->push_back(hidden);
     }

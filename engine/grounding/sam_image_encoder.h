@@ -4,6 +4,7 @@
 #pragma once
 
 #include "core/config.h"
+#include "core/error.h"
 
 #include <ATen/core/Tensor.h>
 #include <torch/nn/module.h>
@@ -39,8 +40,10 @@ struct SamImageEncoderImpl : torch::nn::Module {
     // pixels: [1, 3, img_size, img_size], already normalised with pixel_mean/std and zero-padded
     // bottom/right (any dtype; cast to the module's dtype). Returns [1, D, G, G] in the module's
     // dtype. When `block_outputs` is given, the output of every block ([1, G, G, E]) is appended to
-    // it (for bisecting against the reference).
-    at::Tensor forward(const at::Tensor& pixels, std::vector<at::Tensor>* block_outputs = nullptr);
+    // it (for bisecting against the reference). `should_abort` is asked before each block (a stop
+    // throws Cancelled).
+    at::Tensor forward(const at::Tensor& pixels, std::vector<at::Tensor>* block_outputs = nullptr,
+                       const ShouldAbort& should_abort = {});
 
     // Upper bound on one block of attention scores [heads, T, T] in bytes: global attention over
     // ViT-H's 64×64 tokens would otherwise hold 16 × 4096² scores at once, so heads are processed

@@ -164,8 +164,15 @@ GenerationResult generate(LlamaForCausalLM& llama, const at::Tensor& prompt_embe
     cache.reserve(mode == DecodeMode::kEager
                       ? needed
                       : (needed + kCapacityQuantum - 1) / kCapacityQuantum * kCapacityQuantum);
-    const at::Tensor prompt_hidden = llama->forward(prompt_embeds, &cache, cache.length())[0];
-    result.prompt_hidden_states    = prompt_hidden;                            // [S, H]
+    at::Tensor prompt_hidden; // [S, H]
+    try {
+        prompt_hidden =
+            llama->forward(prompt_embeds, &cache, cache.length(), callbacks.should_abort)[0];
+    } catch (const Cancelled&) {
+        result.stopped_by = StopReason::kAborted; // the cache committed nothing
+        return result;
+    }
+    result.prompt_hidden_states    = prompt_hidden;
     at::Tensor last                = prompt_hidden[prompt_hidden.size(0) - 1]; // [H]
 
     std::optional<StaticDecoder> fixed; // made at the first step (kStatic, kCudaGraph)

@@ -52,7 +52,9 @@ struct GenerationCallbacks {
     // what a [SEG] mask is decoded from while generation goes on.
     std::function<void(int64_t id, int64_t index, const at::Tensor& producer_hidden)>
         on_token_state;
-    // Checked before every decoding step (after the prefill too); true stops with kAborted.
+    // Checked before the prefill, between its decoder layers and before every decoding step;
+    // true stops with kAborted. A stop inside the prefill leaves the cache as it was given
+    // (prompt_hidden_states then has no rows).
     std::function<bool()> should_abort;
 };
 

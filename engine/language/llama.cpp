@@ -325,13 +325,15 @@ RotaryTables LlamaModelImpl::rotary(int64_t start, int64_t count,
             rotary_.sin_signed.narrow(0, start, count).to(options)};
 }
 
-at::Tensor LlamaModelImpl::forward(const at::Tensor& inputs_embeds, KVCache* cache, int64_t start) {
+at::Tensor LlamaModelImpl::forward(const at::Tensor& inputs_embeds, KVCache* cache, int64_t start,
+                                   const ShouldAbort& should_abort) {
     const int64_t count     = inputs_embeds.size(1);
     const RotaryTables rows = rotary(start, count, inputs_embeds.options()); // [T, D]
 
     at::Tensor hidden   = inputs_embeds; // [1, T, H]
     int64_t layer_index = 0;
     for (const auto& layer : *layers) {
+        stop_if_asked(should_abort, "the language model's forward");
         hidden = layer->as<LlamaDecoderLayer>()->forward(hidden, rows.cos, rows.sin_signed, cache,
                                                          layer_index, start);
         ++layer_index;
@@ -397,14 +399,14 @@ at::Tensor LlamaForCausalLMImpl::embed(const at::Tensor& ids) {
 }
 
 at::Tensor LlamaForCausalLMImpl::forward(const at::Tensor& inputs_embeds, KVCache* cache,
-                                         int64_t start_pos) {
+                                         int64_t start_pos, const ShouldAbort& should_abort) {
     if (inputs_embeds.dim() != 3 || inputs_embeds.size(0) != 1 ||
         inputs_embeds.size(2) != config_.hidden_size)
         fail("Llama::forward: inputs_embeds must be [1, T, ", config_.hidden_size, "], got ",
              inputs_embeds.sizes());
     if (start_pos < 0) fail("Llama::forward: negative start position ", start_pos);
     const at::Tensor embeds = inputs_embeds.to(model->norm->weight.options());
-    if (!cache) return model->forward(embeds, nullptr, start_pos);
+    if (!cache) return model->forward(embeds, nullptr, start_pos, should_abort);
     if (start_pos != cache->length())
         fail("Llama::forward: start_pos ", start_pos, " must equal the cache length ",
              cache->length(), " (truncate() the cache to reuse a prefix)");
@@ -412,7 +414,7 @@ at::Tensor LlamaForCausalLMImpl::forward(const at::Tensor& inputs_embeds, KVCach
         cache->kv_heads() != config_.kv_heads() || cache->head_dim() != config_.head_dim())
         fail("Llama::forward: the cache is shaped for another model");
     torch::NoGradGuard no_grad;
-    return model->forward(embeds, cache, start_pos);
+    return model->forward(embeds, cache, start_pos, should_abort);
 }
 
 at::Tensor LlamaForCausalLMImpl::logits(const at::Tensor& hidden) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "core/config.h"
+#include "core/error.h"
 #include "language/kv_cache.h"
 
 #include <ATen/core/Tensor.h>
@@ -126,8 +127,10 @@ TORCH_MODULE(LlamaDecoderLayer);
 struct LlamaModelImpl : torch::nn::Module {
     explicit LlamaModelImpl(const LlamaConfig& config);
     // inputs_embeds [1, T, H] at absolute positions [start, start + T) -> final-norm hidden
-    // states [1, T, H].
-    at::Tensor forward(const at::Tensor& inputs_embeds, KVCache* cache, int64_t start);
+    // states [1, T, H]. `should_abort` is asked before each layer: a stop throws Cancelled with
+    // the cache's length() unchanged (the positions written are not committed).
+    at::Tensor forward(const at::Tensor& inputs_embeds, KVCache* cache, int64_t start,
+                       const ShouldAbort& should_abort = {});
     // One decoding step with fixed shapes and no host synchronisation (what a CUDA graph
     // records): embeds [1, 1, H] of the token at `position` ([1] int64 on the model's device);
     // `tables` = rotary(0, N, options) for a cache allocated with capacity N. Writes the
@@ -162,9 +165,10 @@ struct LlamaForCausalLMImpl : torch::nn::Module {
     // inputs_embeds [1, T, H] (cast to the model dtype) at absolute positions
     // [start_pos, start_pos + T) -> final-norm hidden states [1, T, H]. With a cache, start_pos
     // must equal cache->length(); the keys/values of the T positions are appended to it and the
-    // call runs without autograd. Without a cache the T rows attend only to each other.
+    // call runs without autograd. Without a cache the T rows attend only to each other. A stop
+    // (should_abort, asked before each layer) throws Cancelled and leaves the cache as it was.
     at::Tensor forward(const at::Tensor& inputs_embeds, KVCache* cache = nullptr,
-                       int64_t start_pos = 0);
+                       int64_t start_pos = 0, const ShouldAbort& should_abort = {});
     // lm_head: hidden [..., H] -> logits [..., V] in the model dtype (bf16 in the reference).
     at::Tensor logits(const at::Tensor& hidden);
 

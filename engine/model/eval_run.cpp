@@ -58,7 +58,8 @@ CleanedAnswer clean(const std::string& raw) {
 // Loads images once per run of consecutive samples on the same file.
 class ImageCache {
 public:
-    explicit ImageCache(Session& session) : session_(session) {}
+    ImageCache(Session& session, ShouldAbort should_abort)
+        : session_(session), should_abort_(std::move(should_abort)) {}
     void use(const std::string& path) {
         if (path == current_) {
             session_.reset();
@@ -66,7 +67,7 @@ public:
         }
         with_context("image " + path, [&] {
             const Image image = load_image(path);
-            session_.set_image(image);
+            session_.set_image(image, should_abort_);
             width_  = image.width;
             height_ = image.height;
         });
@@ -77,6 +78,7 @@ public:
 
 private:
     Session& session_;
+    ShouldAbort should_abort_;
     std::string current_;
     int64_t width_ = 0, height_ = 0;
 };
@@ -110,7 +112,11 @@ void for_each_sample(const std::vector<Sample>& samples, const EvalRunOptions& o
         }
         const Sample& s = samples[i];
         const auto t0   = Clock::now();
-        with_context(context(s), [&] { body(i, s); });
+        try {
+            with_context(context(s), [&] { body(i, s); });
+        } catch (const Cancelled&) { // a stop inside an image encode
+            result.cancelled = true;
+        }
         if (result.cancelled) break;
         if (o.on_sample) o.on_sample(i + 1, samples.size(), s.image_id, seconds_since(t0));
     }
@@ -134,7 +140,7 @@ EvalRunResult run_gcg_eval(const std::shared_ptr<const Model>& model, const eval
                 fail("teacher-forced GCG needs the GT grounded caption (\"gcg_caption\"); image \"",
                      s.image_id, "\" has none");
     Session session(model);
-    ImageCache images(session);
+    ImageCache images(session, o.should_abort);
     EvalRunResult result;
     for_each_sample(
         data.samples, o, result, [](const auto& s) { return "GCG image \"" + s.image_id + "\""; },
@@ -143,9 +149,9 @@ EvalRunResult run_gcg_eval(const std::shared_ptr<const Model>& model, const eval
             Request request;
             request.task                = Task::GroundedCaption; // empty text: the eval instruction
             request.generation          = o.generation;
-            const GroundedAnswer answer = o.teacher_forced
-                                              ? session.score(request, s.gcg_answer)
-                                              : session.ask(request, abort_callbacks(o));
+            const GroundedAnswer answer =
+                o.teacher_forced ? session.score(request, s.gcg_answer, abort_callbacks(o))
+                                 : session.ask(request, abort_callbacks(o));
             if (answer.cancelled) {
                 result.cancelled = true;
                 return;
@@ -174,7 +180,7 @@ EvalRunResult run_refseg_eval(const std::shared_ptr<const Model>& model,
                               const eval::RefsegDataset& data, const EvalRunOptions& o) {
     make_out_dir(o);
     Session session(model);
-    ImageCache images(session);
+    ImageCache images(session, o.should_abort);
     EvalRunResult result;
     json per_image = json::array();
     auto flush     = [&](const std::string& image_id) {
@@ -193,7 +199,12 @@ EvalRunResult run_refseg_eval(const std::shared_ptr<const Model>& model,
             Request request;
             request.task                = Task::ReferringSegmentation;
             request.text                = s.sentence;
-            const GroundedAnswer answer = session.score(request, kRefsegEvalAnswer);
+            const GroundedAnswer answer =
+                session.score(request, kRefsegEvalAnswer, abort_callbacks(o));
+            if (answer.cancelled) {
+                result.cancelled = true;
+                return;
+            }
             if (answer.masks.empty()) fail("the teacher-forced answer gave no mask");
             eval::Prediction p;
             p.image_id = std::to_string(s.gt_id); // score_refseg matches predictions by GT id
@@ -214,7 +225,7 @@ EvalRunResult run_regcap_eval(const std::shared_ptr<const Model>& model,
                               const eval::RegcapDataset& data, const EvalRunOptions& o) {
     make_out_dir(o);
     Session session(model);
-    ImageCache images(session);
+    ImageCache images(session, o.should_abort);
     EvalRunResult result;
     for_each_sample(
         data.samples, o, result, [](const auto& s) { return "region \"" + s.image_id + "\""; },

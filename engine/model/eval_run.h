@@ -27,7 +27,8 @@ struct EvalRunOptions {
     bool teacher_forced = false;
     // After each sample: samples done, total, the sample's image id, its seconds.
     std::function<void(size_t done, size_t total, const std::string& id, double seconds)> on_sample;
-    std::function<bool()> should_abort; // polled between samples and tokens
+    // Polled between samples, tokens and the layers of the image encoders and the prefill.
+    std::function<bool()> should_abort;
 };
 
 struct EvalRunResult {

@@ -106,10 +106,7 @@ ClipFeatureSelection clip_selection_for(const GlammConfig& config, const ClipVis
 }
 
 std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
-    auto check_stop = [&] {
-        if (options.should_abort && options.should_abort())
-            throw Cancelled("loading the model was stopped");
-    };
+    auto check_stop = [&] { stop_if_asked(options.should_abort, "the model load"); };
     auto progress = [&](const std::string& stage, double fraction) {
         check_stop();
         if (options.on_progress) options.on_progress(stage, fraction);
@@ -302,7 +299,7 @@ void GlammModel::save_weights(const std::string& glamm_file, const std::string& 
     write_safetensors(clip_file, clip_blobs, {{"format", "pt"}});
 }
 
-EncodedImage GlammModel::encode_image(const Image& image) const {
+EncodedImage GlammModel::encode_image(const Image& image, const ShouldAbort& should_abort) const {
     if (image.empty()) fail("the image is empty");
     c10::InferenceMode inference;
     EncodedImage out;
@@ -318,13 +315,14 @@ EncodedImage GlammModel::encode_image(const Image& image) const {
     out.preprocess_ms     = elapsed_ms(t0);
 
     t0       = std::chrono::steady_clock::now();
-    out.clip = clip->forward(out.clip_pixel_values.to(device), clip_selection);
+    out.clip = clip->forward(out.clip_pixel_values.to(device), clip_selection, should_abort);
     // [1, P, C] -> [P, H]
     out.image_embeddings = mm_projector->forward(out.clip.image_features).squeeze(0);
     out.clip_ms          = elapsed_ms(t0);
 
     t0                       = std::chrono::steady_clock::now();
-    out.sam_image_embeddings = sam_image_encoder->forward(out.sam_input.pixel_values.to(device));
+    out.sam_image_embeddings =
+        sam_image_encoder->forward(out.sam_input.pixel_values.to(device), nullptr, should_abort);
     if (device.is_cuda()) torch::cuda::synchronize();
     out.sam_encoder_ms = elapsed_ms(t0);
     return out;

@@ -128,8 +128,9 @@ public:
     // Embeddings one image placeholder expands to (CLIP patches; 576 for ViT-L/14-336).
     int64_t num_image_tokens() const { return clip_config.num_patches(); }
 
-    // CLIP (+ projector) and SAM image encoder on one image.
-    EncodedImage encode_image(const Image& image) const;
+    // CLIP (+ projector) and SAM image encoder on one image; `should_abort` is asked before
+    // each encoder layer (a stop throws Cancelled).
+    EncodedImage encode_image(const Image& image, const ShouldAbort& should_abort = {}) const;
     // Boxes in original-image pixels -> normalised [N, 4] as the reference feeds them: divided
     // by (W, H, W, H); in reduced precision rounded to fp16 then to the model dtype (spec §3.3).
     at::Tensor normalize_boxes(const std::vector<Box>& boxes, int64_t height, int64_t width) const;

@@ -98,13 +98,8 @@ void check_boxes(const std::vector<Box>& boxes, int64_t width, int64_t height) {
 // image with an area, and the model can encode regions when boxes are given.
 std::string checked_instruction(const Request& request, const EncodedImage& image,
                                 const GlammModel& m) {
-    check_user_box_tokens(request.text, request.boxes.size());
     const std::string instruction =
-        build_instruction(to_preset(request.task), request.text, request.boxes.size());
-    const size_t bbox_tokens = count_occurrences(instruction, kBboxToken);
-    if (bbox_tokens != request.boxes.size())
-        fail("the prompt has ", bbox_tokens, " <bbox> token(s) but ", request.boxes.size(),
-             " box(es) were given");
+        Session::instruction_for(request.task, request.text, request.boxes.size());
     check_boxes(request.boxes, image.width, image.height);
     if (!request.boxes.empty() && !m.region_encoder) fail("this model has no region encoder");
     return instruction;
@@ -183,7 +178,16 @@ Session::Session(std::shared_ptr<const Model> model)
 
 Session::~Session() = default;
 
-void Session::set_image(const Image& image) {
+std::string Session::instruction_for(Task task, const std::string& text, size_t boxes) {
+    check_user_box_tokens(text, boxes);
+    const std::string instruction = build_instruction(to_preset(task), text, boxes);
+    const size_t bbox_tokens      = count_occurrences(instruction, kBboxToken);
+    if (bbox_tokens != boxes)
+        fail("the prompt has ", bbox_tokens, " <bbox> token(s) but ", boxes, " box(es) were given");
+    return instruction;
+}
+
+void Session::set_image(const Image& image, const std::function<bool()>& should_abort) {
     if (image.empty()) fail("the image is empty");
     if (static_cast<int64_t>(image.rgb.size()) != image.width * image.height * 3)
         fail("the image buffer holds ", image.rgb.size(), " bytes, ", image.width, "x",
@@ -193,7 +197,7 @@ void Session::set_image(const Image& image) {
     if (cached) {
         state_->image = std::move(*cached);
     } else {
-        state_->image = model_->impl().encode_image(image);
+        state_->image = model_->impl().encode_image(image, should_abort);
         if (state_->embedding_cache) {
             try {
                 state_->embedding_cache->store(image, *state_->image);
@@ -371,9 +375,16 @@ GroundedAnswer Session::score(const Request& request, const std::string& answer_
     all_boxes.insert(all_boxes.end(), request.boxes.begin(), request.boxes.end());
     const at::Tensor region_features =
         encode_all_regions(m, image, all_boxes, answer.timings.region_ms);
-    const at::Tensor embeds      = m.assemble(ids, image, region_features);
-    auto t0                      = Clock::now();
-    const at::Tensor hidden      = m.llama->forward(embeds); // [1, S, H]
+    const at::Tensor embeds = m.assemble(ids, image, region_features);
+    auto t0                 = Clock::now();
+    at::Tensor hidden; // [1, S, H]
+    try {
+        hidden = m.llama->forward(embeds, nullptr, 0, callbacks.should_abort);
+    } catch (const Cancelled&) {
+        answer.cancelled        = true;
+        answer.timings.total_ms = ms_since(start);
+        return answer;
+    }
     answer.timings.prefill_ms    = ms_since(t0);
     answer.timings.prompt_tokens = embeds.size(1);
 

@@ -190,7 +190,8 @@ ClipVisionModelImpl::ClipVisionModelImpl(const ClipVisionConfig& config_) : conf
 }
 
 std::vector<at::Tensor> ClipVisionModelImpl::hidden_states(const at::Tensor& pixel_values,
-                                                           int64_t last_index) {
+                                                           int64_t last_index,
+                                                           const ShouldAbort& should_abort) {
     if (last_index < 0 || last_index > config.num_hidden_layers)
         fail("CLIP hidden state ", last_index, " requested from a ", config.num_hidden_layers,
              "-layer tower");
@@ -199,6 +200,7 @@ std::vector<at::Tensor> ClipVisionModelImpl::hidden_states(const at::Tensor& pix
     at::Tensor residual = pre_layrnorm(embeddings(pixel_values)); // [B, T, C]
     states.push_back(residual);
     for (int64_t i = 0; i < last_index; ++i) {
+        stop_if_asked(should_abort, "the CLIP vision tower");
         residual =
             encoder->layers->at<ClipEncoderLayerImpl>(static_cast<size_t>(i)).forward(residual);
         states.push_back(residual);
@@ -207,8 +209,10 @@ std::vector<at::Tensor> ClipVisionModelImpl::hidden_states(const at::Tensor& pix
 }
 
 ClipVisionFeatures ClipVisionModelImpl::forward(const at::Tensor& pixel_values,
-                                                const ClipFeatureSelection& selection) {
-    const std::vector<at::Tensor> states = hidden_states(pixel_values, selection.deepest());
+                                                const ClipFeatureSelection& selection,
+                                                const ShouldAbort& should_abort) {
+    const std::vector<at::Tensor> states =
+        hidden_states(pixel_values, selection.deepest(), should_abort);
     auto pick = [&](int64_t index, int64_t first_token) { // [B, T, C] -> [B, T - first, C]
         return states[static_cast<size_t>(index)].slice(1, first_token).contiguous();
     };

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "core/config.h"
+#include "core/error.h"
 
 #include <ATen/core/Tensor.h>
 #include <torch/nn/module.h>
@@ -111,12 +112,15 @@ struct ClipVisionModelImpl : torch::nn::Module {
     explicit ClipVisionModelImpl(const ClipVisionConfig& config);
 
     // pixel_values [B, 3, S, S] (any float dtype; cast to the module's) -> hidden_states[0 ..
-    // last_index] with CLS, each [B, T, C]. Runs only the layers that index needs.
-    std::vector<at::Tensor> hidden_states(const at::Tensor& pixel_values, int64_t last_index);
+    // last_index] with CLS, each [B, T, C]. Runs only the layers that index needs; asks
+    // `should_abort` before each (a stop throws Cancelled).
+    std::vector<at::Tensor> hidden_states(const at::Tensor& pixel_values, int64_t last_index,
+                                          const ShouldAbort& should_abort = {});
     // pixel_values [B, 3, S, S] -> the selected features; runs encoder layers [0,
     // selection.deepest()) only.
     ClipVisionFeatures forward(const at::Tensor& pixel_values,
-                               const ClipFeatureSelection& selection);
+                               const ClipFeatureSelection& selection,
+                               const ShouldAbort& should_abort = {});
 
     ClipVisionConfig config;
     ClipVisionEmbeddings embeddings{nullptr};

@@ -167,6 +167,38 @@ TEST_F(GenerateTest, AbortAndZeroTokens) {
     EXPECT_THROW(generate(llama, torch::randn({1, 0, 16}), cache, options), Error);
 }
 
+TEST_F(GenerateTest, AStopInsideThePrefillLeavesTheCacheAsItWas) {
+    ASSERT_GE(llama->config().num_hidden_layers, 2);
+    KVCache cache = llama->make_cache();
+    GenerationOptions options;
+    options.max_new_tokens = 3;
+    options.eos_token_ids  = {-1};
+    generate(llama, prompt, cache, options); // a first turn: the prompt and 2 of its 3 ids held
+    const int64_t held = cache.length();
+    ASSERT_EQ(held, 5 + 3 - 1);
+
+    // Poll 0 comes before the prefill, poll k before decoder layer k - 1: stop before layer 1,
+    // when layer 0 has written its keys/values for the second turn.
+    int polls = 0;
+    GenerationCallbacks callbacks;
+    callbacks.should_abort = [&] { return polls++ >= 2; };
+    const auto stopped     = generate(llama, prompt, cache, options, callbacks);
+    EXPECT_EQ(polls, 3);
+    EXPECT_EQ(stopped.stopped_by, StopReason::kAborted);
+    EXPECT_TRUE(stopped.ids.empty());
+    EXPECT_EQ(stopped.prompt_hidden_states.size(0), 0);
+    EXPECT_EQ(cache.length(), held);
+
+    // The second turn run again then equals one on a cache that was never stopped.
+    const auto after = generate(llama, prompt, cache, options);
+    KVCache never    = llama->make_cache();
+    generate(llama, prompt, never, options);
+    const auto reference = generate(llama, prompt, never, options);
+    EXPECT_EQ(after.ids, reference.ids);
+    EXPECT_LT(test::max_abs_diff(after.prompt_hidden_states, reference.prompt_hidden_states), 1e-6);
+    EXPECT_EQ(cache.length(), never.length());
+}
+
 TEST_F(GenerateTest, SecondTurnReusesTheCachedPrefix) {
     // Turn 1 then turn 2 appended to the cache equals one run over the concatenation.
     KVCache cache = llama->make_cache();

@@ -258,18 +258,20 @@ TEST(SessionCancel, StopsWithinOneTokenAndLeavesConversationClean) {
     const Crafted& c = crafted();
     Session session(c.model);
     session.set_image(gcg_image());
-    // should_abort is polled once before the prefill and then after every token: returning true
-    // on call N + 1 means "stop after N tokens".
+    // should_abort is polled once before the prefill, once before each of its decoder layers
+    // and then after every token: returning true on call P + N + 1 means "stop after N tokens".
+    const int prefill_polls =
+        1 + static_cast<int>(c.model->impl().llama->config().num_hidden_layers);
     constexpr int kTokens = 3;
     int calls             = 0;
     int masks             = 0;
     Callbacks callbacks;
-    callbacks.should_abort       = [&] { return calls++ >= kTokens; };
+    callbacks.should_abort       = [&] { return calls++ >= prefill_polls + kTokens - 1; };
     callbacks.on_mask            = [&](int, const Mask&) { ++masks; };
     const GroundedAnswer partial = session.ask(chat(kCraftedQuestion, 32), callbacks);
     EXPECT_TRUE(partial.cancelled);
     EXPECT_EQ(partial.timings.generated_tokens, kTokens);
-    EXPECT_EQ(calls, kTokens + 1);
+    EXPECT_EQ(calls, prefill_polls + kTokens);
     const Tokenizer& tok = *c.model->impl().tokenizer;
     const std::vector<int64_t> prefix(c.answer_ids.begin(), c.answer_ids.begin() + kTokens);
     EXPECT_EQ(partial.raw_text, python_strip(tok.decode(prefix)));
@@ -279,7 +281,7 @@ TEST(SessionCancel, StopsWithinOneTokenAndLeavesConversationClean) {
     calls            = 0;
     const int seg_at = static_cast<int>(
         std::find(c.answer_ids.begin(), c.answer_ids.end(), tok.seg_id()) - c.answer_ids.begin());
-    callbacks.should_abort         = [&] { return calls++ >= seg_at + 1; };
+    callbacks.should_abort         = [&] { return calls++ >= prefill_polls + seg_at; };
     const GroundedAnswer with_mask = session.ask(chat(kCraftedQuestion, 32), callbacks);
     EXPECT_TRUE(with_mask.cancelled);
     EXPECT_EQ(with_mask.masks.size(), 1u);
@@ -313,6 +315,76 @@ TEST(SessionCancel, StopsWithinOneTokenAndLeavesConversationClean) {
     EXPECT_EQ(again.raw_text, again_reference.raw_text);
     EXPECT_EQ(again.timings.generated_tokens, again_reference.timings.generated_tokens);
     EXPECT_GT(again.timings.generated_tokens, 0);
+}
+
+// A stop between two decoder layers of a second turn's prefill: no token, and the session goes
+// on as one that was never stopped (the layers that ran wrote keys/values the cache did not
+// commit). The same for a teacher-forced score.
+TEST(SessionCancel, AStopInsideThePrefillLeavesTheSessionAsItWas) {
+    const Crafted& c = crafted();
+    ASSERT_GE(c.model->impl().llama->config().num_hidden_layers, 2);
+    Session session(c.model);
+    session.set_image(gcg_image());
+    session.ask(chat(kCraftedQuestion, 32));
+    int polls = 0;
+    Callbacks in_prefill;
+    in_prefill.should_abort      = [&] { return polls++ >= 2; }; // before the prefill's layer 1
+    const GroundedAnswer stopped = session.ask(chat("again", 8), in_prefill);
+    EXPECT_EQ(polls, 3);
+    EXPECT_TRUE(stopped.cancelled);
+    EXPECT_EQ(stopped.timings.generated_tokens, 0);
+    EXPECT_EQ(stopped.raw_text, "");
+
+    // score() runs one forward, asking before each of its layers: stop before layer 1.
+    polls = 0;
+    Callbacks in_forward;
+    in_forward.should_abort     = [&] { return polls++ >= 1; };
+    const GroundedAnswer scored = session.score(chat("again", 8), "It is [SEG] .", in_forward);
+    EXPECT_EQ(polls, 2);
+    EXPECT_TRUE(scored.cancelled);
+    EXPECT_TRUE(scored.masks.empty());
+
+    const GroundedAnswer again = session.ask(chat("again", 8));
+    Session unstopped(c.model);
+    unstopped.set_image(gcg_image());
+    unstopped.ask(chat(kCraftedQuestion, 32));
+    const GroundedAnswer reference = unstopped.ask(chat("again", 8));
+    EXPECT_FALSE(again.cancelled);
+    EXPECT_GT(again.timings.generated_tokens, 0);
+    EXPECT_EQ(again.raw_text, reference.raw_text);
+    EXPECT_EQ(again.timings.generated_tokens, reference.timings.generated_tokens);
+}
+
+// A stop inside CLIP or inside SAM's image encoder throws Cancelled naming the encoder, and the
+// session keeps its image and conversation (a failed call changes nothing).
+TEST(SessionCancel, AStopWhileEncodingKeepsThePreviousImageAndConversation) {
+    const Crafted& c = crafted();
+    Session session(c.model);
+    session.set_image(gcg_image());
+    session.ask(chat(kCraftedQuestion, 32));
+    const Image other   = load_image(test::tiny_case_path("region.png"));
+    const int clip_runs = static_cast<int>(c.model->impl().clip_selection.deepest());
+    ASSERT_GE(clip_runs, 2);
+    // Poll k < clip_runs comes before CLIP layer k, poll clip_runs + j before SAM block j.
+    for (const auto& [stop_at, encoder] :
+         {std::pair<int, std::string>{1, "the CLIP vision tower"},
+          std::pair<int, std::string>{clip_runs + 1, "the SAM image encoder"}}) {
+        int polls = 0;
+        try {
+            session.set_image(other, [&, at = stop_at] { return polls++ >= at; });
+            ADD_FAILURE() << "the encode was not stopped (" << encoder << ")";
+        } catch (const Cancelled& e) {
+            EXPECT_EQ(std::string(e.what()), "stopped during " + encoder);
+        }
+        EXPECT_EQ(polls, stop_at + 1);
+    }
+    const GroundedAnswer again = session.ask(chat("again", 8));
+    Session unstopped(c.model);
+    unstopped.set_image(gcg_image());
+    unstopped.ask(chat(kCraftedQuestion, 32));
+    const GroundedAnswer reference = unstopped.ask(chat("again", 8));
+    EXPECT_GT(again.timings.generated_tokens, 0);
+    EXPECT_EQ(again.raw_text, reference.raw_text);
 }
 
 // A second turn through the session (which reuses the cached keys/values of the first) gives
