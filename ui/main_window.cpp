@@ -326,22 +326,24 @@ void MainWindow::connectWorker() {
         answerView_->clearConversation();
         jobDone(tr("Model loaded"));
         statusBar()->showMessage(description.section(QLatin1Char('\n'), 0, 0), 8000);
-        if (!imagePath_.isEmpty()) {
-            startJob(tr("Encoding image"));
-            emit controller_->imageFileRequested(imagePath_);
-        } else if (!pendingImage_.isNull()) {
-            startJob(tr("Encoding image"));
-            emit controller_->imageRequested(pendingImage_);
-        }
+        // The new engine session holds no image yet.
+        imageState_ = ImageState::None;
+        encodeShownImage();
         emit modelReady();
     });
     connect(w, &SessionWorker::loadStopped, this, [this] {
         modelLoaded_ = false;
         jobDone(tr("Loading stopped: no model loaded"));
     });
+    // Encodes end in order, so the last one to end is the shown image's.
     connect(w, &SessionWorker::imageEncoded, this, [this](const QSize& size) {
+        imageState_ = ImageState::Ready;
         jobDone(tr("Image ready (%1×%2)").arg(size.width()).arg(size.height()));
         emit imageReady();
+    });
+    connect(w, &SessionWorker::imageStopped, this, [this] {
+        imageState_ = ImageState::Stopped;
+        jobDone(tr("Encoding stopped: the next question encodes the image first"));
     });
     connect(w, &SessionWorker::tokenGenerated, this, [this](const QString& delta) {
         if (staleAnswers_ > 0) return;
@@ -379,6 +381,7 @@ void MainWindow::connectWorker() {
         reportError(tr("answer"), message);
     });
     connect(w, &SessionWorker::failed, this, [this](const QString& action, const QString& message) {
+        if (imageState_ == ImageState::Encoding) imageState_ = ImageState::Failed;
         jobDone(tr("Error"));
         reportError(action, message);
     });
@@ -410,6 +413,16 @@ void MainWindow::dropRunningAnswer() {
     askInFlight_ = false;
     ++staleAnswers_;
     answerView_->abandonAnswer(tr("(stopped)"));
+}
+
+void MainWindow::encodeShownImage() {
+    if (!modelLoaded_ || (imagePath_.isEmpty() && pendingImage_.isNull())) return;
+    imageState_ = ImageState::Encoding;
+    startJob(tr("Encoding image"));
+    if (!imagePath_.isEmpty())
+        controller_->requestImageFile(imagePath_);
+    else
+        controller_->requestImage(pendingImage_);
 }
 
 void MainWindow::setBusy(bool busy, const QString& stage) {
@@ -478,9 +491,9 @@ bool MainWindow::openImage(const QString& path) {
     answerView_->clearConversation();
     addRecentFile(path);
     setWindowTitle(tr("%1 — GLaMM Studio").arg(QFileInfo(path).fileName()));
+    imageState_ = ImageState::None;
     if (modelLoaded_) {
-        startJob(tr("Encoding image"));
-        emit controller_->imageFileRequested(path);
+        encodeShownImage();
     } else {
         stage_->setText(tr("%1 (%2×%3) — no model loaded yet")
                             .arg(path)
@@ -505,10 +518,8 @@ void MainWindow::pasteImage() {
     lastAnswer_ = StudioAnswer();
     answerView_->clearConversation();
     setWindowTitle(tr("Pasted image — GLaMM Studio"));
-    if (modelLoaded_) {
-        startJob(tr("Encoding image"));
-        emit controller_->imageRequested(image);
-    }
+    imageState_ = ImageState::None;
+    encodeShownImage();
 }
 
 void MainWindow::setTask(StudioTask task) {
@@ -525,6 +536,12 @@ void MainWindow::ask(StudioTask task, const QString& text, const QString& forced
         reportError(tr("answer"), tr("no image is open; open one first (Ctrl+O)"));
         return;
     }
+    if (imageState_ == ImageState::Failed) {
+        reportError(tr("answer"), tr("the image could not be encoded; open another one"));
+        return;
+    }
+    if (imageState_ != ImageState::Ready && imageState_ != ImageState::Encoding)
+        encodeShownImage(); // stopped: encoded again, then the question (the worker keeps order)
     AskRequest request;
     request.task = task;
     request.text = text;
@@ -559,6 +576,7 @@ void MainWindow::askFromPrompt() {
 
 void MainWindow::stop() {
     controller_->stop(); // a model load
+    controller_->stopImageEncodes();
     controller_->stopAsksThrough(lastAskId_);
     stage_->setText(tr("Stopping…"));
 }

@@ -84,6 +84,8 @@ private:
     void jobDone(const QString& stage);
     // Stops the question in flight, if any, and drops what it still sends.
     void dropRunningAnswer();
+    // Asks the worker to encode the image shown (imagePath_ or pendingImage_).
+    void encodeShownImage();
     // At a question's end (answer or failure): true when it was a dropped one (then it is
     // counted off), false when it is the question in flight's.
     bool dropIfStale();
@@ -134,4 +136,8 @@ private:
     quint64 lastAskId_  = 0;     // AskRequest::id of the last question sent
     int streamedTokens_ = 0;
     QElapsedTimer generationTimer_;
+    // Whether the engine holds the image shown: a stopped or failed encode leaves it the previous
+    // one (or none), so a question must not go out about it.
+    enum class ImageState { None, Encoding, Ready, Stopped, Failed };
+    ImageState imageState_ = ImageState::None;
 };

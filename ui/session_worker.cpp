@@ -132,30 +132,36 @@ void SessionWorker::loadModel(const ModelSettings& settings) {
     }
 }
 
-void SessionWorker::encode(const QString& label, const std::function<void()>& work) {
+void SessionWorker::encode(const QString& label,
+                           const std::function<void(const std::function<bool()>&)>& work) {
+    const quint64 id = ++imagesStarted_;
     if (!session_) {
         emit failed(tr("encode %1").arg(label), tr("no model is loaded; choose one in Settings"));
         return;
     }
     try {
         emit progressed(tr("encoding image"), 0.0);
-        work();
+        work([this, id] {
+            return id < imagesRequested_.load() || id <= imagesStoppedThrough_.load();
+        });
+    } catch (const glamm::Cancelled&) {
+        emit imageStopped();
     } catch (const std::exception& e) {
         emit failed(tr("encode %1").arg(label), QString::fromUtf8(e.what()));
     }
 }
 
 void SessionWorker::setImageFile(const QString& path) {
-    encode(path, [&] {
+    encode(path, [&](const std::function<bool()>& shouldAbort) {
         const glamm::Image image = glamm::load_image(path.toStdString());
-        session_->set_image(image);
+        session_->set_image(image, shouldAbort);
         emit imageEncoded(QSize(static_cast<int>(image.width), static_cast<int>(image.height)));
     });
 }
 
 void SessionWorker::setImage(const QImage& image) {
-    encode(tr("the image"), [&] {
-        session_->set_image(toEngineImage(image));
+    encode(tr("the image"), [&](const std::function<bool()>& shouldAbort) {
+        session_->set_image(toEngineImage(image), shouldAbort);
         emit imageEncoded(image.size());
     });
 }
@@ -221,8 +227,19 @@ SessionController::SessionController(QObject* parent) : QObject(parent) {
     thread_.start();
 }
 
+void SessionController::requestImageFile(const QString& path) {
+    worker_->noteImageRequested();
+    emit imageFileRequested(path);
+}
+
+void SessionController::requestImage(const QImage& image) {
+    worker_->noteImageRequested();
+    emit imageRequested(image);
+}
+
 SessionController::~SessionController() {
     worker_->requestStop();
+    worker_->stopImageEncodes();
     thread_.quit();
     thread_.wait();
 }

@@ -1,6 +1,7 @@
 // SessionWorker/SessionController with the tiny golden release: a full teacher-forced run gives
-// the golden phrases and masks; Stop cancels within a token; a bad release reports the engine's
-// error; the GUI thread stays responsive while the worker generates.
+// the golden phrases and masks; Stop cancels within a token, and an image encode (so does a newer
+// image); a bad release reports the engine's error; the GUI thread stays responsive while the
+// worker generates.
 #include "ui/answer_view.h"
 #include "ui/image_canvas.h"
 #include "ui/main_window.h"
@@ -38,6 +39,17 @@ private:
             return false;
         }
         return loaded.count() == 1 && failed.isEmpty();
+    }
+    // Loads the tiny model into `window` (`maxNewTokens` per answer), then opens and encodes the
+    // tiny golden case `image` unless it is empty.
+    static bool prepareWindow(MainWindow& window, int maxNewTokens, const QString& image) {
+        QSignalSpy loaded(&window, &MainWindow::modelReady);
+        QSignalSpy ready(&window, &MainWindow::imageReady);
+        ModelSettings settings = tinySettings();
+        settings.maxNewTokens  = maxNewTokens;
+        window.loadModel(settings);
+        if (!loaded.wait(120000)) return false;
+        return image.isEmpty() || (window.openImage(uitest::tinyCase(image)) && ready.wait(120000));
     }
 
 private slots:
@@ -128,6 +140,75 @@ private slots:
         QCOMPARE(next.generatedTokens, 4);
     }
 
+    void aNewerImageOrAStopEndsTheEncode() {
+        // The worker's slots called on this thread, in the order a queue would run them:
+        // deterministic.
+        SessionWorker worker;
+        QSignalSpy loaded(&worker, &SessionWorker::modelLoaded);
+        QSignalSpy encoded(&worker, &SessionWorker::imageEncoded);
+        QSignalSpy stopped(&worker, &SessionWorker::imageStopped);
+        QSignalSpy failed(&worker, &SessionWorker::failed);
+        worker.loadModel(tinySettings());
+        QCOMPARE(loaded.count(), 1);
+        const QString gcg    = uitest::tinyCase(QStringLiteral("gcg.png"));
+        const QString region = uitest::tinyCase(QStringLiteral("region.png"));
+
+        // Two images asked for before the worker reaches the first: only the second is encoded.
+        worker.noteImageRequested();
+        worker.noteImageRequested();
+        worker.setImageFile(gcg);
+        QCOMPARE(stopped.count(), 1);
+        QCOMPARE(encoded.count(), 0);
+        worker.setImageFile(region);
+        QCOMPARE(encoded.count(), 1);
+        QCOMPARE(encoded.at(0).at(0).toSize(), QImage(region).size());
+
+        // A Stop covers the encodes asked for until then, not later ones.
+        worker.noteImageRequested();
+        worker.stopImageEncodes();
+        worker.setImageFile(gcg);
+        QCOMPARE(stopped.count(), 2);
+        worker.noteImageRequested();
+        worker.setImageFile(gcg);
+        QCOMPARE(encoded.count(), 2);
+        QCOMPARE(encoded.at(1).at(0).toSize(), QImage(gcg).size());
+        QVERIFY(failed.isEmpty());
+    }
+
+    void aStoppedEncodeIsRedoneBeforeTheNextQuestion() {
+        MainWindow window;
+        window.show();
+        QVERIFY(prepareWindow(window, 4, QString()));
+        QSignalSpy ready(&window, &MainWindow::imageReady);
+
+        // The worker holds at the start of the encode until Stop has been pressed (a Stop before
+        // the encode starts stops it too), so the encode is always caught.
+        SessionWorker* worker = window.controller()->worker();
+        QSemaphore stopPressed;
+        const auto hold = connect(
+            worker, &SessionWorker::progressed, worker,
+            [&stopPressed](const QString& stage, double) {
+                if (stage == QStringLiteral("encoding image")) stopPressed.tryAcquire(1, 60000);
+            },
+            Qt::DirectConnection);
+        QSignalSpy stopped(worker, &SessionWorker::imageStopped);
+        QVERIFY(window.openImage(uitest::tinyCase(QStringLiteral("gcg.png"))));
+        window.stop();
+        stopPressed.release();
+        QVERIFY(stopped.wait(120000));
+        disconnect(hold);
+        QTRY_VERIFY(!window.isBusy());
+        QCOMPARE(ready.count(), 0);
+
+        // The engine holds no encoding of the shown image: the next question encodes it first.
+        QSignalSpy finished(&window, &MainWindow::answerFinished);
+        window.ask(StudioTask::Chat, QStringLiteral("Describe the image."));
+        QVERIFY(finished.wait(120000));
+        QCOMPARE(ready.count(), 1);
+        QVERIFY(!finished.at(0).at(0).value<StudioAnswer>().cancelled);
+        QVERIFY2(window.lastError().isEmpty(), qPrintable(window.lastError()));
+    }
+
     void brokenReleaseReportsTheEngineError() {
         // Looks like a release at first glance (the GUI's check passes), but the config is broken:
         // the engine's message reaches the user instead of a crash.
@@ -154,14 +235,7 @@ private slots:
     void regionPromptThenFollowUpSendsOnlyNewBoxes() {
         MainWindow window;
         window.show();
-        QSignalSpy loaded(&window, &MainWindow::modelReady);
-        QSignalSpy ready(&window, &MainWindow::imageReady);
-        ModelSettings settings = tinySettings();
-        settings.maxNewTokens  = 8;
-        window.loadModel(settings);
-        QVERIFY(loaded.wait(120000));
-        QVERIFY(window.openImage(uitest::tinyCase(QStringLiteral("region.png"))));
-        QVERIFY(ready.wait(120000));
+        QVERIFY(prepareWindow(window, 8, QStringLiteral("region.png")));
         window.canvas()->addBox(QRectF(QPointF(480, 600), QPointF(820, 940)));
 
         QSignalSpy finished(&window, &MainWindow::answerFinished);
@@ -200,14 +274,9 @@ private slots:
     void anAnswerLeftBehindByANewImageIsStoppedAndDropped() {
         MainWindow window;
         window.show();
-        QSignalSpy loaded(&window, &MainWindow::modelReady);
+        constexpr int kMaxNewTokens = 160;
+        QVERIFY(prepareWindow(window, kMaxNewTokens, QStringLiteral("gcg.png")));
         QSignalSpy ready(&window, &MainWindow::imageReady);
-        ModelSettings settings = tinySettings();
-        settings.maxNewTokens  = 160;
-        window.loadModel(settings);
-        QVERIFY(loaded.wait(120000));
-        QVERIFY(window.openImage(uitest::tinyCase(QStringLiteral("gcg.png"))));
-        QVERIFY(ready.wait(120000));
 
         // Ask, and open another image while the answer runs: the worker holds at its first token
         // until the window has opened the image (or stops before its prefill if it had not
@@ -229,7 +298,7 @@ private slots:
         QCOMPARE(finished.count(), 0); // ... and the window dropped it
         const auto stopped = answered.at(0).at(0).value<StudioAnswer>();
         QVERIFY(stopped.cancelled);
-        QVERIFY(stopped.generatedTokens < settings.maxNewTokens);
+        QVERIFY(stopped.generatedTokens < kMaxNewTokens);
         QVERIFY(!window.isBusy());
         QCOMPARE(window.canvas()->maskCount(), 0);
         QVERIFY(!window.lastAnswer().engineAnswer);
@@ -246,14 +315,7 @@ private slots:
     void guiThreadStaysResponsiveDuringGeneration() {
         MainWindow window;
         window.show();
-        QSignalSpy ready(&window, &MainWindow::imageReady);
-        ModelSettings settings = tinySettings();
-        settings.maxNewTokens  = 160;
-        window.loadModel(settings);
-        QSignalSpy loaded(&window, &MainWindow::modelReady);
-        QVERIFY(loaded.wait(120000));
-        QVERIFY(window.openImage(uitest::tinyCase(QStringLiteral("gcg.png"))));
-        QVERIFY(ready.wait(120000));
+        QVERIFY(prepareWindow(window, 160, QStringLiteral("gcg.png")));
 
         // A 10 ms timer on the GUI thread while the worker generates: no tick may be late by
         // more than 100 ms.
