@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,36 @@ std::vector<int64_t> without_eos(std::vector<int64_t> ids, int64_t eos) {
 const char* kCraftedQuestion   = "describe the picture";
 constexpr double kCraftedLogit = 20.0;
 
+// A copy of the tiny release in a temporary folder: its weights as one model.safetensors in which
+// `edit(name, tensor)` may replace any tensor, its config.json changed by `edit_config`.
+using TensorEdit = std::function<at::Tensor(const std::string& name, const at::Tensor& tensor)>;
+std::string release_copy(const std::string& tag, const TensorEdit& edit,
+                         const std::function<void(nlohmann::json&)>& edit_config = {}) {
+    const std::string dir = test::make_temp_dir(tag);
+    const auto release    = Checkpoint::open(test::tiny_model_dir());
+    std::vector<at::Tensor> keep;
+    std::vector<TensorBlob> blobs;
+    for (const auto& name : release.names()) {
+        const at::Tensor t = edit(name, release.tensor(name)).contiguous();
+        keep.push_back(t);
+        blobs.push_back({name, from_scalar_type(t.scalar_type()),
+                         std::vector<int64_t>(t.sizes().begin(), t.sizes().end()), t.data_ptr(),
+                         static_cast<size_t>(t.nbytes())});
+    }
+    write_safetensors(dir + "/model.safetensors", blobs);
+    for (const auto& entry : fs::directory_iterator(test::tiny_model_dir())) {
+        const std::string file = entry.path().filename().string();
+        if (file.find(".safetensors") == std::string::npos)
+            fs::copy_file(entry.path(), fs::path(dir) / file);
+    }
+    if (edit_config) {
+        nlohmann::json config = nlohmann::json::parse(read_file(dir + "/config.json"));
+        edit_config(config);
+        test::write_bytes(dir + "/config.json", config.dump(2));
+    }
+    return dir;
+}
+
 struct Crafted {
     std::shared_ptr<const Model> model;
     std::vector<int64_t> answer_ids; // ends with EOS
@@ -115,8 +146,7 @@ const Crafted& crafted() {
         const at::Tensor states =
             hidden.narrow(0, hidden.size(0) - n, n).to(torch::kDouble); // [n, H]
 
-        const auto head       = Checkpoint::open(test::tiny_model_dir());
-        const at::Tensor old  = head.tensor("lm_head.weight");
+        const at::Tensor old  = Checkpoint::open(test::tiny_model_dir()).tensor("lm_head.weight");
         at::Tensor weight     = torch::zeros(old.sizes(), torch::kDouble); // [V, H]
         const at::Tensor pinv = torch::linalg_pinv(states);                // [H, n]
         for (int64_t id : c.answer_ids) {
@@ -130,23 +160,10 @@ const Crafted& crafted() {
             if (check[i].item<int64_t>() != c.answer_ids[i]) fail("crafted lm_head does not solve");
         weight = weight.to(old.scalar_type()).contiguous();
 
-        // A copy of the release with the new lm_head, as one model.safetensors.
-        c.dir = test::make_temp_dir("crafted-model");
-        std::vector<at::Tensor> keep;
-        std::vector<TensorBlob> blobs;
-        for (const auto& name : head.names()) {
-            at::Tensor t = name == "lm_head.weight" ? weight : head.tensor(name).contiguous();
-            keep.push_back(t);
-            blobs.push_back({name, from_scalar_type(t.scalar_type()),
-                             std::vector<int64_t>(t.sizes().begin(), t.sizes().end()), t.data_ptr(),
-                             static_cast<size_t>(t.nbytes())});
-        }
-        write_safetensors(c.dir + "/model.safetensors", blobs);
-        for (const auto& entry : fs::directory_iterator(test::tiny_model_dir())) {
-            const std::string file = entry.path().filename().string();
-            if (file.find(".safetensors") == std::string::npos)
-                fs::copy_file(entry.path(), fs::path(c.dir) / file);
-        }
+        // A copy of the release with the new lm_head.
+        c.dir   = release_copy("crafted-model", [&](const std::string& name, const at::Tensor& t) {
+            return name == "lm_head.weight" ? weight : t;
+        });
         c.model = Model::load(tiny_options(c.dir));
         return c;
     }();
@@ -578,6 +595,24 @@ TEST(RegionMaps, MadeOnceAndReusedForLaterBoxes) {
 
 // Loading reports its progress tensor by tensor (never backwards, 0 to 1) and stops between two
 // tensors when asked, with Cancelled (what the app's Stop button does while a model loads).
+// Weights that do not fit the config: the message names the folder and what does not fit.
+TEST(ModelLoad, ShapeMistakesNameTheFolderAndTheTensor) {
+    const TensorEdit same = [](const std::string&, const at::Tensor& t) { return t; };
+    const std::string vocab =
+        release_copy("load-vocab", same, [](nlohmann::json& c) { c["vocab_size"] = 526; });
+    test::expect_error(
+        [&] { Model::load(tiny_options(vocab)); },
+        {"reading the language model's shapes in " + vocab, "config.json says vocab_size 526"});
+
+    const std::string key = "model.region_encoder.roi_align.pos_embedd.0.weight";
+    const std::string scalar =
+        release_copy("load-scalar", [&](const std::string& name, const at::Tensor& t) {
+            return name == key ? torch::tensor(1.0f) : t;
+        });
+    test::expect_error([&] { Model::load(tiny_options(scalar)); },
+                       {scalar + ": " + key + " is a scalar"});
+}
+
 TEST(ModelLoad, ReportsProgressAndStopsWhenAsked) {
     ModelOptions options = tiny_options(test::tiny_model_dir());
     std::vector<double> fractions;
