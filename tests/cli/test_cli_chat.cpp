@@ -94,3 +94,30 @@ TEST(CliChat, SaveBeforeAnyAnswerAndCleanExit) {
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.err.find("/no/such/image.png"), std::string::npos) << r.err;
 }
+
+// Ctrl-C while chat waits for the next line leaves at once with code 3 (nothing is being
+// written then). SIGINT is sent until the process ends: a background job of a non-interactive
+// shell starts with SIGINT ignored, so signals sent before chat installs its handler are lost,
+// not fatal; one that arrives between the handler and the prompt only marks the next line
+// stopped, and the next one at the prompt ends it. A chat that ignored Ctrl-C there is killed
+// after 20 s of them (rc 137).
+TEST(CliChat, CtrlCAtThePromptLeavesWithCode3) {
+    const std::string dir = test::make_temp_dir("chat-sigint");
+    const std::string in = dir + "/in", err = dir + "/err", script = dir + "/run.sh";
+    const std::string chat = test::bin_path("glamm") + " chat" + model_args() + " --image " +
+                             test::tiny_case_path("gcg.png");
+    std::string lines;
+    lines += "mkfifo " + in + "\n";
+    lines += chat + " < " + in + " 2> " + err + " &\n";
+    lines += "pid=$!\n";
+    lines += "exec 3> " + in + "\n"; // a writer that stays: chat waits for its first line
+    lines += "for i in $(seq 600); do grep -q '^image ' " + err + " && break; sleep 0.1; done\n";
+    lines += "for i in $(seq 100); do kill -INT $pid 2>/dev/null || break; sleep 0.2; done\n";
+    lines += "kill -KILL $pid 2>/dev/null\n";
+    lines += "wait $pid\n";
+    lines += "echo \"rc=$?\"\n";
+    test::write_bytes(script, lines);
+    const auto r = test::run_command("sh " + script);
+    EXPECT_NE(r.out.find("rc=3"), std::string::npos) << r.out << read_file(err);
+    EXPECT_EQ(read_file(err).find("error"), std::string::npos) << read_file(err);
+}
