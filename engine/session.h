@@ -144,8 +144,8 @@ struct Callbacks {
     std::function<void(const std::string& delta)> on_token;   // text as it is generated
     std::function<void(int index, const Mask& mask)> on_mask; // as soon as its [SEG] appears
     std::function<void(const std::string& stage, double fraction)> on_progress;
-    // Polled between generated tokens and between the prefill's decoder layers; true stops the
-    // answer (GroundedAnswer::cancelled).
+    // Polled between generated tokens, between the prefill's decoder layers and between the
+    // region encoder's convolutions; true stops the answer (GroundedAnswer::cancelled).
     std::function<bool()> should_abort;
 };
 

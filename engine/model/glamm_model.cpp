@@ -346,12 +346,12 @@ at::Tensor GlammModel::normalize_boxes(const std::vector<Box>& boxes, int64_t he
     return normalized.to(torch::kHalf).to(dtype).to(device);
 }
 
-at::Tensor GlammModel::encode_regions(const EncodedImage& image,
-                                      const at::Tensor& boxes_normalized) const {
+at::Tensor GlammModel::encode_regions(const EncodedImage& image, const at::Tensor& boxes_normalized,
+                                      const ShouldAbort& should_abort) const {
     c10::InferenceMode inference;
     if (!region_encoder) fail("this model has no region encoder (with_region is false)");
     if (image.region_maps.empty() && boxes_normalized.defined() && boxes_normalized.numel() > 0)
-        image.region_maps = region_encoder->fuse(image.clip.region_levels);
+        image.region_maps = region_encoder->fuse(image.clip.region_levels, should_abort);
     return region_encoder->extract(image.region_maps, boxes_normalized);
 }
 

@@ -135,8 +135,10 @@ public:
     // by (W, H, W, H); in reduced precision rounded to fp16 then to the model dtype (spec §3.3).
     at::Tensor normalize_boxes(const std::vector<Box>& boxes, int64_t height, int64_t width) const;
     // Region encoder: [N, H] (N may be 0). The box-independent maps are made at the first call
-    // on `image` and kept in it (EncodedImage::region_maps).
-    at::Tensor encode_regions(const EncodedImage& image, const at::Tensor& boxes_normalized) const;
+    // on `image` and kept in it (EncodedImage::region_maps); `should_abort` is asked before each
+    // of their convolutions (a stop throws Cancelled and keeps none).
+    at::Tensor encode_regions(const EncodedImage& image, const at::Tensor& boxes_normalized,
+                              const ShouldAbort& should_abort = {}) const;
     // Prompt (or prompt + answer) ids with one image slot -> inputs_embeds [1, S, H].
     at::Tensor assemble(const std::vector<int64_t>& ids, const EncodedImage& image,
                         const at::Tensor& region_features) const;

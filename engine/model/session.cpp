@@ -117,13 +117,15 @@ GroundedAnswer empty_answer(const Request& request, const EncodedImage& image) {
 }
 
 // The region features of every box of the conversation so far and of this request, in <bbox>
-// order (undefined without boxes); `ms` is how long the region encoder took.
+// order (undefined without boxes); `ms` is how long the region encoder took. A stop throws
+// Cancelled.
 at::Tensor encode_all_regions(const GlammModel& m, const EncodedImage& image,
-                              const std::vector<Box>& boxes, double& ms) {
+                              const std::vector<Box>& boxes, double& ms,
+                              const ShouldAbort& should_abort) {
     if (boxes.empty()) return {};
     const auto t0 = Clock::now();
     at::Tensor features =
-        m.encode_regions(image, m.normalize_boxes(boxes, image.height, image.width));
+        m.encode_regions(image, m.normalize_boxes(boxes, image.height, image.width), should_abort);
     ms = ms_since(t0);
     return features;
 }
@@ -251,8 +253,15 @@ GroundedAnswer Session::ask(const Request& request, const Callbacks& callbacks) 
     all_boxes.insert(all_boxes.end(), request.boxes.begin(), request.boxes.end());
 
     progress("regions", 0.0);
-    const at::Tensor region_features =
-        encode_all_regions(m, image, all_boxes, answer.timings.region_ms);
+    at::Tensor region_features;
+    try {
+        region_features = encode_all_regions(m, image, all_boxes, answer.timings.region_ms,
+                                             callbacks.should_abort);
+    } catch (const Cancelled&) { // nothing of the session was touched yet
+        answer.cancelled        = true;
+        answer.timings.total_ms = ms_since(start);
+        return answer;
+    }
     const at::Tensor embeds = m.assemble(ids, image, region_features); // [1, S, H]
 
     // Reuse the cached keys/values of the longest common prefix of this prompt and the last one.
@@ -373,20 +382,21 @@ GroundedAnswer Session::score(const Request& request, const std::string& answer_
     std::vector<int64_t> ids   = tokenizer.encode_with_image(conversation.prompt());
     std::vector<Box> all_boxes = state_->boxes;
     all_boxes.insert(all_boxes.end(), request.boxes.begin(), request.boxes.end());
-    const at::Tensor region_features =
-        encode_all_regions(m, image, all_boxes, answer.timings.region_ms);
-    const at::Tensor embeds = m.assemble(ids, image, region_features);
-    auto t0                 = Clock::now();
+    Clock::time_point t0;
     at::Tensor hidden; // [1, S, H]
     try {
+        const at::Tensor region_features = encode_all_regions(
+            m, image, all_boxes, answer.timings.region_ms, callbacks.should_abort);
+        const at::Tensor embeds      = m.assemble(ids, image, region_features);
+        answer.timings.prompt_tokens = embeds.size(1);
+        t0                           = Clock::now();
         hidden = m.llama->forward(embeds, nullptr, 0, callbacks.should_abort);
     } catch (const Cancelled&) {
         answer.cancelled        = true;
         answer.timings.total_ms = ms_since(start);
         return answer;
     }
-    answer.timings.prefill_ms    = ms_since(t0);
-    answer.timings.prompt_tokens = embeds.size(1);
+    answer.timings.prefill_ms = ms_since(t0);
 
     // Masks of this answer's [SEG]s only (earlier turns' are selected too, then dropped: app.py).
     at::Tensor seg_hidden = select_seg_hidden_states(hidden, ids, tokenizer.seg_id(),

@@ -78,7 +78,8 @@ MlvlFuseModuleImpl::MlvlFuseModuleImpl(const RegionEncoderConfig& config, int64_
 }
 
 // ref: groundingLMM model/layers.py MLVLFuseModule.forward, generate_coordinate, _single_shuffle
-std::vector<at::Tensor> MlvlFuseModuleImpl::forward(const std::vector<at::Tensor>& levels) {
+std::vector<at::Tensor> MlvlFuseModuleImpl::forward(const std::vector<at::Tensor>& levels,
+                                                    const ShouldAbort& should_abort) {
     const auto num_levels = static_cast<int64_t>(levels.size());
     std::vector<at::Tensor> inputs;
     // Coordinate channels [x, y], each linspace(-1, 1) along its axis, then the 1×1 input conv.
@@ -101,6 +102,7 @@ std::vector<at::Tensor> MlvlFuseModuleImpl::forward(const std::vector<at::Tensor
         auto& fuse_conv = *fuse_convs[r]->as<FuseConvModule>();
         std::vector<at::Tensor> fused;
         for (int64_t t = 0; t < num_levels; ++t) {
+            stop_if_asked(should_abort, "the region encoder");
             const at::Tensor& target = inputs[static_cast<size_t>(t)];
             const at::Tensor& coarser =
                 inputs[static_cast<size_t>(std::min(t + 1, num_levels - 1))];
@@ -214,7 +216,8 @@ at::Tensor RegionEncoderImpl::forward(const std::vector<at::Tensor>& clip_levels
     return extract(fuse(clip_levels), boxes, trace);
 }
 
-std::vector<at::Tensor> RegionEncoderImpl::fuse(const std::vector<at::Tensor>& clip_levels) {
+std::vector<at::Tensor> RegionEncoderImpl::fuse(const std::vector<at::Tensor>& clip_levels,
+                                                const ShouldAbort& should_abort) {
     const auto num_levels = static_cast<int64_t>(clip_levels.size());
     if (num_levels != config.num_levels)
         fail("region encoder expects ", config.num_levels, " CLIP levels, got ", num_levels);
@@ -237,7 +240,7 @@ std::vector<at::Tensor> RegionEncoderImpl::fuse(const std::vector<at::Tensor>& c
         const int64_t side = grid * upsample_factor(l, num_levels);
         levels.push_back(resize_fp32(map, side, side).to(reference.scalar_type()));
     }
-    return mlvl_fuse->forward(levels);
+    return mlvl_fuse->forward(levels, should_abort);
 }
 
 at::Tensor RegionEncoderImpl::extract(const std::vector<at::Tensor>& fused, const at::Tensor& boxes,

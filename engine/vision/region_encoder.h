@@ -5,6 +5,7 @@
 #pragma once
 
 #include "core/config.h"
+#include "core/error.h"
 
 #include <ATen/core/Tensor.h>
 #include <torch/nn/module.h>
@@ -36,8 +37,10 @@ TORCH_MODULE(FuseConvModule);
 // shuffling with the neighbouring levels through one shared ConvModule per round.
 struct MlvlFuseModuleImpl : torch::nn::Module {
     MlvlFuseModuleImpl(const RegionEncoderConfig& config, int64_t channels);
-    // L maps [1, C, h_l, w_l], finest first -> L fused maps of the same shapes.
-    std::vector<at::Tensor> forward(const std::vector<at::Tensor>& levels);
+    // L maps [1, C, h_l, w_l], finest first -> L fused maps of the same shapes. `should_abort`
+    // is asked before each 3×3 convolution (a stop throws Cancelled).
+    std::vector<at::Tensor> forward(const std::vector<at::Tensor>& levels,
+                                    const ShouldAbort& should_abort = {});
 
     int64_t channels, shuffle_channels, remain_channels;
     torch::nn::ModuleList input_conv{nullptr}; // L × Conv2d(C + 2, C, 1)
@@ -94,7 +97,9 @@ struct RegionEncoderImpl : torch::nn::Module {
     // The part that does not depend on the boxes — levels upsampled and fused (mlvl_fuse):
     // L × [1, C, g·2^(L-1-l), g·2^(L-1-l)]. Nearly all of the encoder's work (at GLaMM's size
     // ~4.6 TFLOP of 3×3 convolutions over 1024 channels), so a session keeps it per image.
-    std::vector<at::Tensor> fuse(const std::vector<at::Tensor>& clip_levels);
+    // `should_abort` is asked before each convolution (a stop throws Cancelled).
+    std::vector<at::Tensor> fuse(const std::vector<at::Tensor>& clip_levels,
+                                 const ShouldAbort& should_abort = {});
     // RoIAlign and the projections for boxes [K, 4] on fused maps from fuse() -> [K, H].
     at::Tensor extract(const std::vector<at::Tensor>& fused, const at::Tensor& boxes,
                        RegionEncoderTrace* trace = nullptr);

@@ -593,8 +593,42 @@ TEST(RegionMaps, MadeOnceAndReusedForLaterBoxes) {
     EXPECT_TRUE(other.region_maps.empty());
 }
 
-// Loading reports its progress tensor by tensor (never backwards, 0 to 1) and stops between two
-// tensors when asked, with Cancelled (what the app's Stop button does while a model loads).
+// The fuse asks before each of its convolutions (rounds × levels); a stop between two keeps no
+// maps, and a region question stopped there is cancelled before anything of the session changed.
+TEST(RegionMaps, AStopInsideTheFuseKeepsNoMaps) {
+    const GlammModel& m      = tiny_model()->impl();
+    const EncodedImage image = m.encode_image(gcg_image());
+    const Box box{10, 20, 120, 150};
+    const at::Tensor boxes = m.normalize_boxes({box}, image.height, image.width);
+    int polls              = 0;
+    EXPECT_THROW(m.encode_regions(image, boxes, [&] { return polls++ >= 1; }), Cancelled);
+    EXPECT_EQ(polls, 2);
+    EXPECT_TRUE(image.region_maps.empty());
+    polls = 0;
+    m.encode_regions(image, boxes, [&] { return ++polls < 0; });
+    EXPECT_EQ(polls, m.config.region_encoder.num_fuse * m.config.region_encoder.num_levels);
+    EXPECT_FALSE(image.region_maps.empty());
+
+    Session session(tiny_model());
+    session.set_image(gcg_image());
+    Request region;
+    region.task                      = Task::RegionCaption;
+    region.boxes                     = {box};
+    region.generation.max_new_tokens = 6;
+    polls                            = 0;
+    Callbacks stop;
+    stop.should_abort            = [&] { return polls++ >= 1; };
+    const GroundedAnswer stopped = session.ask(region, stop);
+    EXPECT_EQ(polls, 2);
+    EXPECT_TRUE(stopped.cancelled);
+    EXPECT_EQ(stopped.timings.generated_tokens, 0);
+    const GroundedAnswer again = session.ask(region);
+    Session fresh(tiny_model());
+    fresh.set_image(gcg_image());
+    EXPECT_FALSE(again.cancelled);
+    EXPECT_EQ(again.raw_text, fresh.ask(region).raw_text);
+}
+
 // Weights that do not fit the config: the message names the folder and what does not fit.
 TEST(ModelLoad, ShapeMistakesNameTheFolderAndTheTensor) {
     const TensorEdit same = [](const std::string&, const at::Tensor& t) { return t; };
@@ -613,6 +647,8 @@ TEST(ModelLoad, ShapeMistakesNameTheFolderAndTheTensor) {
                        {scalar + ": " + key + " is a scalar"});
 }
 
+// Loading reports its progress tensor by tensor (never backwards, 0 to 1) and stops between two
+// tensors when asked, with Cancelled (what the app's Stop button does while a model loads).
 TEST(ModelLoad, ReportsProgressAndStopsWhenAsked) {
     ModelOptions options = tiny_options(test::tiny_model_dir());
     std::vector<double> fractions;
