@@ -170,6 +170,15 @@ const Crafted& crafted() {
     return crafted;
 }
 
+// The answer to the follow-up "again" (8 tokens) after the crafted question (32), in a session
+// on the gcg image that was never stopped: what a stopped session must give after the stop.
+GroundedAnswer never_stopped_follow_up(const Crafted& c) {
+    Session session(c.model);
+    session.set_image(gcg_image());
+    session.ask(chat(kCraftedQuestion, 32));
+    return session.ask(chat("again", 8));
+}
+
 size_t matching_pixels(const Mask& mask, const at::Tensor& golden) { // golden [H, W] u8
     const at::Tensor ref = golden.contiguous();
     size_t agree         = 0;
@@ -324,10 +333,7 @@ TEST(SessionCancel, StopsWithinOneTokenAndLeavesConversationClean) {
     // session that was never stopped (the stop came before the prefill: the cache must not be
     // taken to hold the stopped prompt).
     const GroundedAnswer again = fresh.ask(chat("again", 8));
-    Session unstopped(c.model);
-    unstopped.set_image(gcg_image());
-    unstopped.ask(chat(kCraftedQuestion, 32));
-    const GroundedAnswer again_reference = unstopped.ask(chat("again", 8));
+    const GroundedAnswer again_reference = never_stopped_follow_up(c);
     EXPECT_FALSE(again.cancelled);
     EXPECT_EQ(again.raw_text, again_reference.raw_text);
     EXPECT_EQ(again.timings.generated_tokens, again_reference.timings.generated_tokens);
@@ -362,10 +368,7 @@ TEST(SessionCancel, AStopInsideThePrefillLeavesTheSessionAsItWas) {
     EXPECT_TRUE(scored.masks.empty());
 
     const GroundedAnswer again = session.ask(chat("again", 8));
-    Session unstopped(c.model);
-    unstopped.set_image(gcg_image());
-    unstopped.ask(chat(kCraftedQuestion, 32));
-    const GroundedAnswer reference = unstopped.ask(chat("again", 8));
+    const GroundedAnswer reference = never_stopped_follow_up(c);
     EXPECT_FALSE(again.cancelled);
     EXPECT_GT(again.timings.generated_tokens, 0);
     EXPECT_EQ(again.raw_text, reference.raw_text);
@@ -396,10 +399,7 @@ TEST(SessionCancel, AStopWhileEncodingKeepsThePreviousImageAndConversation) {
         EXPECT_EQ(polls, stop_at + 1);
     }
     const GroundedAnswer again = session.ask(chat("again", 8));
-    Session unstopped(c.model);
-    unstopped.set_image(gcg_image());
-    unstopped.ask(chat(kCraftedQuestion, 32));
-    const GroundedAnswer reference = unstopped.ask(chat("again", 8));
+    const GroundedAnswer reference = never_stopped_follow_up(c);
     EXPECT_GT(again.timings.generated_tokens, 0);
     EXPECT_EQ(again.raw_text, reference.raw_text);
 }
