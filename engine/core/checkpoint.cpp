@@ -336,9 +336,6 @@ uint64_t contiguous_bytes(const StoredTensor& t, DType dtype) {
     for (int64_t d : t.shape) n *= static_cast<uint64_t>(d);
     return n;
 }
-uint64_t contiguous_bytes(const StoredTensor& t) {
-    return contiguous_bytes(t, t.dtype);
-}
 
 // HF's config.json name of a dtype.
 const char* torch_dtype_name(DType d) {
