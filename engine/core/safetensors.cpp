@@ -7,8 +7,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <limits>
+#include <mutex>
+#include <utility>
+#include <vector>
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -161,6 +165,34 @@ SafetensorsHeader parse_safetensors_header(const uint8_t* bytes, size_t size, ui
     return header;
 }
 
+namespace {
+
+// The live mappings (begin, size), for MappedFile::release_pages.
+std::mutex& mappings_mutex() {
+    static std::mutex m;
+    return m;
+}
+std::vector<std::pair<const uint8_t*, size_t>>& live_mappings() {
+    static std::vector<std::pair<const uint8_t*, size_t>> live;
+    return live;
+}
+
+} // namespace
+
+bool MappedFile::release_pages(const void* begin, size_t bytes) {
+    const auto* first = static_cast<const uint8_t*>(begin);
+    std::lock_guard<std::mutex> lock(mappings_mutex());
+    for (const auto& [data, size] : live_mappings()) {
+        if (first < data || first + bytes > data + size) continue;
+        const auto page      = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+        const uintptr_t from = (reinterpret_cast<uintptr_t>(first) + page - 1) / page * page;
+        const uintptr_t to   = (reinterpret_cast<uintptr_t>(first) + bytes) / page * page;
+        if (to > from) madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED);
+        return true;
+    }
+    return false;
+}
+
 std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) fail("cannot open ", path, ": ", std::strerror(errno));
@@ -188,13 +220,21 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
             fail("cannot map ", path, ": ", std::strerror(err));
         }
         mapped->data_ = static_cast<const uint8_t*>(p);
+        std::lock_guard<std::mutex> lock(mappings_mutex());
+        live_mappings().emplace_back(mapped->data_, mapped->size_);
     }
     ::close(fd);
     return mapped;
 }
 
 MappedFile::~MappedFile() {
-    if (data_) munmap(const_cast<uint8_t*>(data_), size_);
+    if (!data_) return;
+    {
+        std::lock_guard<std::mutex> lock(mappings_mutex());
+        auto& live = live_mappings();
+        live.erase(std::remove(live.begin(), live.end(), std::make_pair(data_, size_)), live.end());
+    }
+    munmap(const_cast<uint8_t*>(data_), size_);
 }
 
 SafetensorsFile SafetensorsFile::open(const std::string& path) {

@@ -60,6 +60,12 @@ public:
     size_t size() const { return size_; }
     const std::string& path() const { return path_; }
 
+    // Gives back the resident pages wholly inside [begin, begin + bytes) when that range lies in
+    // a live mapping: for the bytes of a tensor that nothing views any more (int8 quantization
+    // replaced it), so that they stop counting in the process's memory. Reading them again would
+    // read the file. Returns false (and does nothing) when no mapping holds the range.
+    static bool release_pages(const void* begin, size_t bytes);
+
 private:
     MappedFile() = default;
     std::string path_;

@@ -6,6 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <fstream>
+#include <string>
+#include <unistd.h>
+#include <vector>
 
 using namespace glamm;
 
@@ -88,4 +92,48 @@ TEST(Safetensors, WriteThenReadRoundTrips) {
     EXPECT_EQ(f.header.data_offset % 8, 0u);
     EXPECT_EQ(std::memcmp(f.data(f.header.tensors[0]), a, sizeof a), 0);
     EXPECT_EQ(std::memcmp(f.data(f.header.tensors[1]), b, sizeof b), 0);
+}
+
+namespace {
+
+// The process's resident pages mapped from files, in kB (/proc/self/status RssFile).
+long resident_file_kb() {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line))
+        if (line.rfind("RssFile:", 0) == 0) return std::stol(line.substr(8));
+    return -1;
+}
+
+} // namespace
+
+// release_pages gives back the whole pages of a range inside a live mapping (what int8
+// quantization does for the float weights it replaced): they stop counting as resident and
+// reading them again reads the file. Memory that no mapping holds is left alone.
+TEST(MappedFile, ReleasePagesGivesBackOnlyPagesOfALiveMapping) {
+    const long page        = sysconf(_SC_PAGESIZE);
+    constexpr long kPages  = 64;
+    const std::string path = test::make_temp_dir("mapped") + "/weights.bin";
+    std::vector<uint8_t> bytes(static_cast<size_t>(kPages * page + 100));
+    for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<uint8_t>(i % 251);
+    std::ofstream(path, std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()),
+               static_cast<std::streamsize>(bytes.size()));
+
+    auto file = MappedFile::open(path);
+    ASSERT_EQ(std::memcmp(file->data(), bytes.data(), bytes.size()), 0); // every page resident
+    const long before = resident_file_kb();
+    // A range from the middle of page 0 to the middle of the last page: pages 1 .. 62 go.
+    EXPECT_TRUE(MappedFile::release_pages(file->data() + page / 2, (kPages - 1) * page));
+    const long after = resident_file_kb();
+    EXPECT_GE(before - after, (kPages - 2) * page / 1024) << before << " kB -> " << after << " kB";
+    EXPECT_EQ(std::memcmp(file->data(), bytes.data(), bytes.size()), 0); // read from the file again
+
+    std::vector<uint8_t> heap(static_cast<size_t>(4 * page), 7);
+    EXPECT_FALSE(MappedFile::release_pages(heap.data(), heap.size()));
+    EXPECT_EQ(heap[static_cast<size_t>(2 * page)], 7);
+    EXPECT_FALSE(MappedFile::release_pages(file->data() + 1, file->size())); // runs past the end
+    const uint8_t* unmapped = file->data();
+    file.reset();
+    EXPECT_FALSE(MappedFile::release_pages(unmapped, 100)); // no longer a live mapping
 }
