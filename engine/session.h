@@ -41,6 +41,12 @@ struct ModelOptions {
     std::string vision_tower_dir; // CLIP folder; empty: resolve mm_vision_tower from config.json
     std::string device = "cpu";   // "cpu", "cuda", "cuda:N"
     std::string dtype  = "f32";   // "f32", "bf16", "f16"
+    // "int8": the language model's linears (decoder layers, lm_head) as int8 rows with one scale
+    // each, on the CPU: decoding reads half the bytes of bf16 and, once loaded, the language
+    // model holds half the memory (the load's peak is unchanged: docs/benchmarks.md); every other
+    // weight and all activations stay in `dtype`. "" or "none": as stored. Close to, not exactly,
+    // GLaMM's numbers (each weight moves by up to half its row's step).
+    std::string quantize;
     int threads        = 0;       // CPU threads; 0 = all cores
     // Called while loading with a stage name and a fraction in [0, 1] (the weights advance it
     // tensor by tensor).

@@ -3,6 +3,7 @@
 # GCG (AP50, mIoU, recall, CIDEr), referring segmentation (cIoU) and region captions (colour and
 # shape named). Usage: scripts/eval-shapes.sh [MODEL_DIR] [OUT_DIR]
 # Defaults: the bundled model, runs/eval-shapes. The numbers go to OUT_DIR/summary.json.
+# EVAL_ARGS adds model options to every `glamm eval` (e.g. EVAL_ARGS="--quantize int8").
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 glamm=${GLAMM:-$root/build/bin/glamm}
@@ -13,13 +14,14 @@ out=${2:-$root/runs/eval-shapes}
 seed=${SEED:-777001}
 count=${COUNT:-100}
 limit=${LIMIT:-300}
+read -r -a extra <<< "${EVAL_ARGS:-}"
 mkdir -p "$out"
 if [ ! -f "$out/val/manifest.json" ]; then
   "$glamm" synth --seed "$seed" --count "$count" --min-size 224 --max-size 320 --out "$out/val" --quiet
 fi
-"$glamm" eval gcg    --model "$model" --data "$out/val"             --out "$out/gcg"    --json > "$out/gcg.json"
-"$glamm" eval refseg --model "$model" --data "$out/val/refseg.json" --out "$out/refseg" --json --limit "$limit" > "$out/refseg.json"
-"$glamm" eval regcap --model "$model" --data "$out/val/regcap.json" --out "$out/regcap" --json --limit "$limit" > "$out/regcap.json"
+"$glamm" eval gcg    --model "$model" "${extra[@]}" --data "$out/val"             --out "$out/gcg"    --json > "$out/gcg.json"
+"$glamm" eval refseg --model "$model" "${extra[@]}" --data "$out/val/refseg.json" --out "$out/refseg" --json --limit "$limit" > "$out/refseg.json"
+"$glamm" eval regcap --model "$model" "${extra[@]}" --data "$out/val/regcap.json" --out "$out/regcap" --json --limit "$limit" > "$out/regcap.json"
 python3 - "$out" <<'PY'
 import json, sys
 out = sys.argv[1]

@@ -1,5 +1,5 @@
 // Options every model-using subcommand shares (--model, --vision-tower, --device, --dtype,
-// --threads) and the progress line they print while loading.
+// --quantize, --threads) and the progress line they print while loading.
 #pragma once
 
 #include "cli/command.h"

@@ -136,12 +136,13 @@ LlamaAttentionImpl::project(const at::Tensor& hidden, const at::Tensor& cos,
                 qkv.narrow(1, num_heads + num_kv_heads, num_kv_heads)};
     }
     // Projections, split into heads: [1, T, H] -> [1, heads, T, D].
-    const at::Tensor query =
-        linear_forward(*q_proj, hidden).view({batch, count, num_heads, head_dim}).transpose(1, 2);
-    const at::Tensor key = linear_forward(*k_proj, hidden)
+    const at::Tensor query = linear_forward(*q_proj, q_int8, hidden)
+                                 .view({batch, count, num_heads, head_dim})
+                                 .transpose(1, 2);
+    const at::Tensor key = linear_forward(*k_proj, k_int8, hidden)
                                .view({batch, count, num_kv_heads, head_dim})
                                .transpose(1, 2);
-    const at::Tensor value = linear_forward(*v_proj, hidden)
+    const at::Tensor value = linear_forward(*v_proj, v_int8, hidden)
                                  .view({batch, count, num_kv_heads, head_dim})
                                  .transpose(1, 2);
     // cos/sin [T, D] broadcast over the heads.
@@ -149,8 +150,18 @@ LlamaAttentionImpl::project(const at::Tensor& hidden, const at::Tensor& cos,
 }
 
 void LlamaAttentionImpl::merge_projections() {
+    if (q_int8.defined()) fail("LlamaAttention: int8 projections cannot be merged");
     if (!qkv_weight.defined())
         qkv_weight = merge_rows({&q_proj->weight, &k_proj->weight, &v_proj->weight});
+}
+
+void LlamaAttentionImpl::quantize_int8() {
+    if (qkv_weight.defined()) fail("LlamaAttention: merged projections cannot be quantized");
+    if (q_int8.defined()) return;
+    q_int8 = glamm::quantize_int8(*q_proj);
+    k_int8 = glamm::quantize_int8(*k_proj);
+    v_int8 = glamm::quantize_int8(*v_proj);
+    o_int8 = glamm::quantize_int8(*o_proj);
 }
 
 at::Tensor LlamaAttentionImpl::attend(const at::Tensor& query, at::Tensor key, at::Tensor value,
@@ -190,8 +201,9 @@ at::Tensor LlamaAttentionImpl::attend(const at::Tensor& query, at::Tensor key, a
         const at::Tensor probs = at::softmax(scores, -1).to(query.scalar_type());
         attended               = at::matmul(probs, value);
     }
-    return linear_forward(*o_proj, attended.transpose(1, 2).reshape(
-                                       {batch, count, num_heads * head_dim})); // [1, T, H]
+    return linear_forward(
+        *o_proj, o_int8,
+        attended.transpose(1, 2).reshape({batch, count, num_heads * head_dim})); // [1, T, H]
 }
 
 at::Tensor LlamaAttentionImpl::forward(const at::Tensor& hidden, const at::Tensor& cos,
@@ -241,16 +253,27 @@ at::Tensor LlamaMLPImpl::forward(const at::Tensor& hidden) {
     if (gate_up_weight.defined()) {
         const at::Tensor gate_up = linear_forward(hidden, gate_up_weight); // [..., 2 I]
         const int64_t width      = gate_up.size(-1) / 2;
-        return linear_forward(*down_proj, at::silu(gate_up.narrow(-1, 0, width)) *
-                                              gate_up.narrow(-1, width, width));
+        return linear_forward(*down_proj, down_int8,
+                              at::silu(gate_up.narrow(-1, 0, width)) *
+                                  gate_up.narrow(-1, width, width));
     }
-    return linear_forward(*down_proj, at::silu(linear_forward(*gate_proj, hidden)) *
-                                          linear_forward(*up_proj, hidden));
+    return linear_forward(*down_proj, down_int8,
+                          at::silu(linear_forward(*gate_proj, gate_int8, hidden)) *
+                              linear_forward(*up_proj, up_int8, hidden));
 }
 
 void LlamaMLPImpl::merge_projections() {
+    if (gate_int8.defined()) fail("LlamaMLP: int8 projections cannot be merged");
     if (!gate_up_weight.defined())
         gate_up_weight = merge_rows({&gate_proj->weight, &up_proj->weight});
+}
+
+void LlamaMLPImpl::quantize_int8() {
+    if (gate_up_weight.defined()) fail("LlamaMLP: merged projections cannot be quantized");
+    if (gate_int8.defined()) return;
+    gate_int8 = glamm::quantize_int8(*gate_proj);
+    up_int8   = glamm::quantize_int8(*up_proj);
+    down_int8 = glamm::quantize_int8(*down_proj);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -381,6 +404,39 @@ void LlamaForCausalLMImpl::merge_projections() {
     }
 }
 
+void LlamaForCausalLMImpl::quantize_int8(
+    const std::function<void(int64_t, int64_t)>& before_layer) {
+    const int64_t layers = static_cast<int64_t>(model->layers->size());
+    for (int64_t i = 0; i < layers; ++i) {
+        if (before_layer) before_layer(i, layers);
+        auto* decoder = model->layers[i]->as<LlamaDecoderLayer>();
+        decoder->self_attn->quantize_int8();
+        decoder->mlp->quantize_int8();
+    }
+    if (before_layer) before_layer(layers, layers);
+    quantized_layers_ = true;
+    if (lm_head && !lm_head_int8.defined()) lm_head_int8 = glamm::quantize_int8(*lm_head);
+}
+
+int64_t LlamaForCausalLMImpl::decode_weight_bytes() const {
+    // A linear's bytes: its int8 copy once quantized, else its weight in the model dtype.
+    auto bytes = [](const torch::nn::Linear& layer, const Int8Weight& int8) {
+        return int8.defined() ? int8.bytes() : layer->weight.numel() * layer->weight.element_size();
+    };
+    int64_t total = 0;
+    for (const auto& layer : *model->layers) {
+        const auto* decoder = layer->as<LlamaDecoderLayer>();
+        const auto& a       = *decoder->self_attn;
+        const auto& m       = *decoder->mlp;
+        total += bytes(a.q_proj, a.q_int8) + bytes(a.k_proj, a.k_int8) + bytes(a.v_proj, a.v_int8) +
+                 bytes(a.o_proj, a.o_int8) + bytes(m.gate_proj, m.gate_int8) +
+                 bytes(m.up_proj, m.up_int8) + bytes(m.down_proj, m.down_int8);
+    }
+    const at::Tensor& head = lm_head ? lm_head->weight : model->embed_tokens->weight;
+    return total +
+           (lm_head_int8.defined() ? lm_head_int8.bytes() : head.numel() * head.element_size());
+}
+
 at::ScalarType LlamaForCausalLMImpl::dtype() const {
     return model->norm->weight.scalar_type();
 }
@@ -418,7 +474,7 @@ at::Tensor LlamaForCausalLMImpl::forward(const at::Tensor& inputs_embeds, KVCach
 }
 
 at::Tensor LlamaForCausalLMImpl::logits(const at::Tensor& hidden) {
-    if (lm_head) return linear_forward(*lm_head, hidden); // [..., V]
+    if (lm_head) return linear_forward(*lm_head, lm_head_int8, hidden); // [..., V]
     return at::linear(hidden, model->embed_tokens->weight);
 }
 

@@ -6,6 +6,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/linear.h"
 #include "language/kv_cache.h"
 
 #include <ATen/core/Tensor.h>
@@ -73,9 +74,13 @@ struct LlamaAttentionImpl : torch::nn::Module {
     // Inference on a GPU: the q/k/v weights merged into one [(Hq + 2 Hkv) D, H] tensor (the three
     // parameters become views of it), so one product replaces three.
     void merge_projections();
+    // Inference on the CPU: the four projections as int8 rows (Int8Weight; their float weights
+    // are freed). Not with merged projections.
+    void quantize_int8();
 
     torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
     at::Tensor qkv_weight; // merged (not a parameter); undefined until merge_projections()
+    Int8Weight q_int8, k_int8, v_int8, o_int8; // undefined until quantize_int8()
     int64_t num_heads, num_kv_heads, head_dim;
 
 private:
@@ -95,9 +100,12 @@ struct LlamaMLPImpl : torch::nn::Module {
     at::Tensor forward(const at::Tensor& hidden); // [..., H] -> [..., H]
     // Inference on a GPU: the gate/up weights merged into one [2 I, H] tensor (views, as above).
     void merge_projections();
+    // The three projections as int8 rows (as LlamaAttentionImpl::quantize_int8).
+    void quantize_int8();
 
     torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
     at::Tensor gate_up_weight; // merged (not a parameter); undefined until merge_projections()
+    Int8Weight gate_int8, up_int8, down_int8; // undefined until quantize_int8()
 };
 TORCH_MODULE(LlamaMLP);
 
@@ -178,14 +186,27 @@ struct LlamaForCausalLMImpl : torch::nn::Module {
     // Merges every layer's q/k/v and gate/up weights (inference on a GPU; see
     // LlamaAttentionImpl::merge_projections). Values, names and results stay the same.
     void merge_projections();
+    // Every decoder layer's linears and lm_head as int8 rows with one scale each (Int8Weight),
+    // their float copies freed: decoding on the CPU reads about half the bytes of bf16. The
+    // embeddings and norms keep the model dtype, activations stay in it. Inference only (the
+    // model can no longer be trained or saved); not after merge_projections(). `before_layer`
+    // (may be empty) is called with (i, layers) before layer i and with (layers, layers) before
+    // lm_head: progress, and a stop by throwing.
+    void quantize_int8(const std::function<void(int64_t, int64_t)>& before_layer = {});
+    bool quantized() const { return quantized_layers_; }
+    // Bytes of the weights one decoding step reads: every decoder layer's linears and lm_head
+    // (int8 values and scales once quantized).
+    int64_t decode_weight_bytes() const;
     // Dtype of the parameters (what forward computes in).
     at::ScalarType dtype() const;
 
     LlamaModel model{nullptr};
     torch::nn::Linear lm_head{nullptr};
+    Int8Weight lm_head_int8; // undefined until quantize_int8() (and with tied embeddings)
 
 private:
     LlamaConfig config_;
+    bool quantized_layers_ = false;
 };
 TORCH_MODULE(LlamaForCausalLM);
 

@@ -116,12 +116,6 @@ double copy_gbps(const c10::Device& device, int64_t mib) {
     return 2.0 * n * 4 / (best * 1e-3) / 1e9; // read + write
 }
 
-int64_t numel(const torch::nn::Module& module) {
-    int64_t n = 0;
-    for (const auto& p : module.parameters()) n += p.numel();
-    return n;
-}
-
 double rate_for(const MachineLimits& limits, at::ScalarType dtype) {
     return dtype == at::kFloat ? limits.f32_gflops : limits.bf16_gflops;
 }
@@ -233,6 +227,7 @@ BenchResult run_bench(const GlammModel& model, const Image& image_in, const Benc
     const Image image = synthetic_image_if_empty(image_in);
     BenchResult r;
     fill_common(r, model.device, model.dtype, options);
+    if (model.int8_language_model) r.dtype += "+int8"; // the language model's linears
     LlamaForCausalLM& llama    = model.llama;
     const Tokenizer& tokenizer = *model.tokenizer;
 
@@ -342,9 +337,12 @@ BenchResult run_bench(const GlammModel& model, const Image& image_in, const Benc
 
     // Bounds from the measured limits.
     const LlamaConfig& l    = model.config.llama;
-    const double elem_bytes = c10::elementSize(model.dtype);
-    double layer_params     = 0;
-    for (const auto& layer : *llama->model->layers) layer_params += numel(*layer);
+    // Multiply-adds per position of the decoder layers' linears (q, o: H × Hq D; k, v: H × Hkv D;
+    // gate, up, down: H × I), counted from the config: int8 layers hold no float weights.
+    const double H = l.hidden_size, D = l.head_dim();
+    const double layer_params =
+        l.num_hidden_layers * (2.0 * H * l.num_attention_heads * D + 2.0 * H * l.kv_heads() * D +
+                               3.0 * H * l.intermediate_size);
     const double head_params = double(l.hidden_size) * l.vocab_size;
     const double rate        = rate_for(r.limits, model.dtype);
     r.decode_tokens          = options.tokens - 1;
@@ -353,7 +351,7 @@ BenchResult run_bench(const GlammModel& model, const Image& image_in, const Benc
         set_matmul_bound(s, 2.0 * layer_params * r.prompt_positions + 2.0 * head_params, rate);
         r.prefill_tokens_per_s = r.prompt_positions / (s->median_ms / 1e3);
     }
-    r.weight_bytes_decode = (layer_params + head_params) * elem_bytes;
+    r.weight_bytes_decode = static_cast<double>(llama->decode_weight_bytes());
     if (StageStat* s = rec.find("decode")) {
         // The convention: a decode step reads every weight once at the copy's one-way rate.
         const double one_way  = r.limits.copy_gbps / 2 * 1e9;

@@ -43,7 +43,7 @@ struct StageStat {
 };
 
 struct BenchResult {
-    std::string device, dtype;
+    std::string device, dtype; // dtype ends in "+int8" with an int8 language model
     int threads = 0;
     MachineLimits limits;
     std::vector<StageStat> stages;

@@ -133,6 +133,12 @@ std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
     set_threads(options.threads);
     m->device = parse_device(options.device);
     m->dtype  = effective_dtype(parse_dtype(options.dtype), m->device);
+    if (options.quantize == "int8")
+        m->int8_language_model = true;
+    else if (!options.quantize.empty() && options.quantize != "none")
+        fail("unknown quantization \"", options.quantize, "\" (int8 or none)");
+    if (m->int8_language_model && !m->device.is_cpu())
+        fail("int8 weights are a CPU path (the device is ", m->device.str(), ")");
 
     progress("reading configuration", 0.0);
     m->config = load_glamm_config(m->model_dir);
@@ -228,8 +234,16 @@ std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
     // Inference on a GPU: q/k/v and gate/up each as one product (fewer, larger kernels per
     // decode step). The parameters keep their names and values (views of the merged tensors).
     static const bool keep_separate = env_flag("GLAMM_NO_MERGED_PROJECTIONS");
-    if ((m->device.is_cuda() || gpu_kernels_emulated()) && !keep_separate)
+    if ((m->device.is_cuda() || gpu_kernels_emulated()) && !keep_separate &&
+        !m->int8_language_model)
         m->llama->merge_projections();
+    if (m->int8_language_model) {
+        constexpr double from = 0.9, to = 0.99;
+        m->llama->quantize_int8([&](int64_t done, int64_t total) {
+            progress("quantizing the language model to int8",
+                     from + (to - from) * double(done) / std::max<int64_t>(1, total));
+        });
+    }
     progress("ready", 1.0);
     return m;
 }
@@ -408,7 +422,8 @@ std::string GlammModel::describe() const {
     os << "model          " << model_dir << " ("
        << (config.architectures.empty() ? "?" : config.architectures[0]) << ")\n";
     os << "vision tower   " << vision_tower_dir << "\n";
-    os << "device, dtype  " << device.str() << ", " << dtype_short_name(dtype) << "\n";
+    os << "device, dtype  " << device.str() << ", " << dtype_short_name(dtype)
+       << (int8_language_model ? " (language model linears int8)" : "") << "\n";
     os << "llama          hidden " << l.hidden_size << ", layers " << l.num_hidden_layers
        << ", heads " << l.num_attention_heads << " (kv " << l.kv_heads() << "), mlp "
        << l.intermediate_size << ", vocab " << l.vocab_size << ", rope theta " << l.rope_theta

@@ -95,6 +95,7 @@ public:
     ClipFeatureSelection clip_selection;
     c10::Device device{c10::kCPU};
     c10::ScalarType dtype = c10::kFloat;
+    bool int8_language_model = false; // ModelOptions::quantize == "int8"
     std::optional<Tokenizer> tokenizer;
     std::vector<ComponentInfo> components;
     std::vector<std::string> ignored_keys; // known harmless checkpoint keys skipped by name

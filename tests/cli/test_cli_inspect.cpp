@@ -1,5 +1,5 @@
-// `glamm inspect`: strict loading of the tiny release and its vision tower, and the errors a user
-// sees for folders that are not a release.
+// `glamm inspect`: strict loading of the tiny release and its vision tower (also with an int8
+// language model), and the errors a user sees for folders that are not a release.
 #include "core/atomic_file.h"
 #include "support/test_support.h"
 
@@ -45,6 +45,22 @@ TEST(CliInspect, ParameterCountsAddUpToTheCheckpoint) {
     ASSERT_EQ(r.exit_code, 0) << r.err; // mm_vision_tower "../clip" resolves relative to the folder
     EXPECT_NE(r.out.find("total                " + std::to_string(total)), std::string::npos)
         << "expected total " << total << " in\n" << r.out;
+}
+
+TEST(CliInspect, SaysWhenTheLanguageModelIsInt8AndRefusesOtherQuantizations) {
+    const std::string inspect = test::bin_path("glamm") + " inspect " + test::tiny_model_dir();
+    auto r                    = test::run_command(inspect + " --quantize int8");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("device, dtype  cpu, f32 (language model linears int8)"),
+              std::string::npos)
+        << r.out;
+    r = test::run_command(inspect);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out.find("int8"), std::string::npos) << r.out;
+    r = test::run_command(inspect + " --quantize int4");
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_NE(r.err.find("--quantize must be int8 or none (got \"int4\")"), std::string::npos)
+        << r.err;
 }
 
 TEST(CliInspect, ExplainsWhatIsWrongWithAFolder) {

@@ -670,3 +670,39 @@ TEST(ModelLoad, ReportsProgressAndStopsWhenAsked) {
     EXPECT_THROW(Model::load(options), Cancelled);
     EXPECT_EQ(polls, 13); // stopped at the first poll that asked
 }
+
+// With an int8 language model the load reports each layer it quantizes (then lm_head) and stops
+// there when asked; a decoding step then reads int8 values and one f32 scale per row instead of
+// f32 weights. Bytes worked by hand for the tiny model (hidden 160, 2 layers, MLP 320, vocab
+// 519): per layer q, k, v, o 4 · (160 · 160 + 4 · 160) + gate, up 2 · (320 · 160 + 4 · 320) +
+// down 160 · 320 + 4 · 160 = 261 760; lm_head 519 · 160 + 4 · 519 = 85 116; in all 2 · 261 760 +
+// 85 116 = 608 636, against 4 · (2 · 256 000 + 83 040) = 2 380 160 in f32.
+TEST(ModelLoad, QuantizingReportsEachLayerAndStopsWhenAsked) {
+    const std::string stage = "quantizing the language model to int8";
+    ModelOptions options    = tiny_options(test::tiny_model_dir());
+    EXPECT_EQ(Model::load(options)->impl().llama->decode_weight_bytes(), 2380160);
+
+    options.quantize = "int8";
+    std::vector<double> quantizing;
+    options.on_progress = [&](const std::string& name, double fraction) {
+        if (name == stage) quantizing.push_back(fraction);
+    };
+    const auto model  = Model::load(options);
+    const auto& llama = model->impl().llama;
+    EXPECT_TRUE(llama->quantized());
+    EXPECT_EQ(llama->decode_weight_bytes(), 608636);
+    EXPECT_EQ(quantizing.size(), static_cast<size_t>(llama->config().num_hidden_layers + 1));
+    EXPECT_TRUE(std::is_sorted(quantizing.begin(), quantizing.end()));
+
+    bool quantizing_began = false;
+    options.on_progress   = [&](const std::string& name, double) {
+        quantizing_began |= name == stage;
+    };
+    options.should_abort = [&] { return quantizing_began; };
+    EXPECT_THROW(Model::load(options), Cancelled);
+    EXPECT_TRUE(quantizing_began);
+
+    options.should_abort = {};
+    options.quantize     = "int4";
+    EXPECT_THROW(Model::load(options), Error);
+}

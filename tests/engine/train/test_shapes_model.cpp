@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <utility>
 
 using namespace glamm;
 
@@ -37,10 +38,13 @@ synth::GeneratedScene held_out_scene(uint64_t seed, int64_t index) {
     return synth::generate_scene(options, index);
 }
 
-// The shipped model's grounded caption of a scene (printed beside the truth).
-GroundedAnswer grounded_caption(const synth::GeneratedScene& scene) {
+// The shipped model's grounded caption of a scene (printed beside the truth); `quantize` as
+// ModelOptions::quantize.
+GroundedAnswer grounded_caption(const synth::GeneratedScene& scene,
+                                const std::string& quantize = "") {
     ModelOptions model_options;
     model_options.model_dir = shipped_model_dir();
+    model_options.quantize  = quantize;
     Session session(Model::load(model_options));
     session.set_image(scene.image);
     Request request;
@@ -114,5 +118,29 @@ TEST(ShapesModel, AnswersAFixedHeldOutSceneWordForWordWithMasksAtIoU08) {
             rle_iou(rle_encode(m.data.data(), m.height, m.width), ann.phrases[i].mask);
         std::printf("  %-32s IoU %.3f\n", p.text.c_str(), iou);
         EXPECT_GE(iou, kMinimumIoU) << p.text;
+    }
+}
+
+// With its language model's linears as int8 rows (ModelOptions::quantize), the shipped model
+// gives the fixed scene and the first held-out scene the same caption, token for token, and
+// masks that differ from the full-precision ones in a few pixels at most (IoU >= 0.99): int8
+// rows move each weight by at most half a step of 1/127 of its row's largest magnitude.
+TEST(ShapesModel, Int8LanguageModelAnswersAsTheFullPrecisionModel) {
+    constexpr double kMinimumIoU = 0.99;
+    for (const auto& [seed, index] : {std::pair<uint64_t, int64_t>{20261127, 466},
+                                      std::pair<uint64_t, int64_t>{kHeldOutSeed, 0}}) {
+        const synth::GeneratedScene scene = held_out_scene(seed, index);
+        const GroundedAnswer full         = grounded_caption(scene);
+        const GroundedAnswer int8         = grounded_caption(scene, "int8");
+        EXPECT_EQ(int8.raw_text, full.raw_text);
+        ASSERT_EQ(int8.masks.size(), full.masks.size());
+        for (size_t i = 0; i < full.masks.size(); ++i) {
+            const Mask& a    = full.masks[i];
+            const Mask& b    = int8.masks[i];
+            const double iou = rle_iou(rle_encode(a.data.data(), a.height, a.width),
+                                       rle_encode(b.data.data(), b.height, b.width));
+            std::printf("  mask %zu: IoU %.4f with the full-precision mask\n", i, iou);
+            EXPECT_GE(iou, kMinimumIoU);
+        }
     }
 }
