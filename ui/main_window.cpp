@@ -686,7 +686,7 @@ void MainWindow::showSettings() {
     const bool sameModel =
         modelLoaded_ && SettingsDialog::resolvedModelDir(chosen.modelDir) == settings_.modelDir &&
         chosen.visionTowerDir == settings_.visionTowerDir && chosen.device == settings_.device &&
-        chosen.dtype == settings_.dtype;
+        chosen.dtype == settings_.dtype && chosen.quantize == settings_.quantize;
     if (!sameModel) {
         loadModel(chosen);
         return;

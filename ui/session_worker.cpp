@@ -111,6 +111,7 @@ void SessionWorker::loadModel(const ModelSettings& settings) {
         options.vision_tower_dir = settings.visionTowerDir.toStdString();
         options.device           = settings.device.toStdString();
         options.dtype            = settings.dtype.toStdString();
+        options.quantize         = settings.quantize.toStdString();
         options.on_progress      = [this](const std::string& stage, double fraction) {
             emit progressed(QString::fromStdString(stage), fraction);
         };

@@ -57,6 +57,13 @@ SettingsDialog::SettingsDialog(QWidget* parent) : QDialog(parent) {
     dtype_->addItem(tr("float32 (exact)"), QStringLiteral("f32"));
     dtype_->addItem(tr("bfloat16"), QStringLiteral("bf16"));
     dtype_->addItem(tr("float16"), QStringLiteral("f16"));
+    quantize_ = new QComboBox;
+    quantize_->addItem(tr("as stored (exact)"), QString());
+    quantize_->addItem(tr("int8 (CPU: faster decoding, smaller in memory)"), QStringLiteral("int8"));
+    quantize_->setItemData(1,
+                           tr("The language model's linear weights are rounded to int8 rows "
+                              "when loading: answers are close to, not exactly, the model's."),
+                           Qt::ToolTipRole);
     maxNewTokens_ = new QSpinBox;
     maxNewTokens_->setRange(1, 4096);
     temperature_ = new QDoubleSpinBox;
@@ -75,6 +82,7 @@ SettingsDialog::SettingsDialog(QWidget* parent) : QDialog(parent) {
     form->addRow(tr("&CLIP folder:"), withBrowse(visionTowerDir_, browseClipButton));
     form->addRow(tr("&Device:"), device_);
     form->addRow(tr("D&type:"), dtype_);
+    form->addRow(tr("&Language model weights:"), quantize_);
     form->addRow(tr("Max &new tokens:"), maxNewTokens_);
     form->addRow(tr("&Temperature:"), temperature_);
     form->addRow(tr("Top-&p:"), topP_);
@@ -94,6 +102,7 @@ void SettingsDialog::setSettings(const ModelSettings& s) {
     visionTowerDir_->setText(s.visionTowerDir);
     device_->setCurrentIndex(std::max(0, device_->findData(s.device)));
     dtype_->setCurrentIndex(std::max(0, dtype_->findData(s.dtype)));
+    quantize_->setCurrentIndex(std::max(0, quantize_->findData(s.quantize)));
     maxNewTokens_->setValue(s.maxNewTokens);
     temperature_->setValue(s.temperature);
     topP_->setValue(s.topP);
@@ -106,6 +115,7 @@ ModelSettings SettingsDialog::settings() const {
     s.visionTowerDir = visionTowerDir_->text().trimmed();
     s.device         = device_->currentData().toString();
     s.dtype          = dtype_->currentData().toString();
+    s.quantize       = quantize_->currentData().toString();
     s.maxNewTokens   = maxNewTokens_->value();
     s.temperature    = temperature_->value();
     s.topP           = topP_->value();
@@ -119,6 +129,7 @@ ModelSettings SettingsDialog::load() {
     s.visionTowerDir = q.value(QStringLiteral("model/visionTower")).toString();
     s.device         = q.value(QStringLiteral("model/device"), s.device).toString();
     s.dtype          = q.value(QStringLiteral("model/dtype"), s.dtype).toString();
+    s.quantize       = q.value(QStringLiteral("model/quantize"), s.quantize).toString();
     s.maxNewTokens   = q.value(QStringLiteral("generation/maxNewTokens"), s.maxNewTokens).toInt();
     s.temperature    = q.value(QStringLiteral("generation/temperature"), s.temperature).toDouble();
     s.topP           = q.value(QStringLiteral("generation/topP"), s.topP).toDouble();
@@ -131,6 +142,7 @@ void SettingsDialog::save(const ModelSettings& s) {
     q.setValue(QStringLiteral("model/visionTower"), s.visionTowerDir);
     q.setValue(QStringLiteral("model/device"), s.device);
     q.setValue(QStringLiteral("model/dtype"), s.dtype);
+    q.setValue(QStringLiteral("model/quantize"), s.quantize);
     q.setValue(QStringLiteral("generation/maxNewTokens"), s.maxNewTokens);
     q.setValue(QStringLiteral("generation/temperature"), s.temperature);
     q.setValue(QStringLiteral("generation/topP"), s.topP);

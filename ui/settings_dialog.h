@@ -1,5 +1,6 @@
-// SettingsDialog: model folder, CLIP folder, device, dtype and generation settings, remembered
-// with QSettings. It checks that a folder looks like a GLaMM release and says what is missing.
+// SettingsDialog: model folder, CLIP folder, device, dtype, quantization and generation settings,
+// remembered with QSettings. It checks that a folder looks like a GLaMM release and says what is
+// missing.
 #pragma once
 
 #include "ui/studio_types.h"
@@ -39,6 +40,7 @@ private:
     QLineEdit* visionTowerDir_   = nullptr;
     QComboBox* device_           = nullptr;
     QComboBox* dtype_            = nullptr;
+    QComboBox* quantize_         = nullptr;
     QSpinBox* maxNewTokens_      = nullptr;
     QDoubleSpinBox* temperature_ = nullptr;
     QDoubleSpinBox* topP_        = nullptr;

@@ -21,6 +21,7 @@ struct ModelSettings {
     QString visionTowerDir; // CLIP folder; empty: the one named in config.json
     QString device     = QStringLiteral("cpu");
     QString dtype      = QStringLiteral("f32");
+    QString quantize; // "int8": the language model's linears as int8 (CPU); empty: as stored
     int maxNewTokens   = 512;
     double temperature = 0.0; // 0: greedy
     double topP        = 1.0;

@@ -1,11 +1,12 @@
-// SessionWorker/SessionController with the tiny golden release: a full teacher-forced run gives
-// the golden phrases and masks; Stop cancels within a token, and an image encode (so does a newer
-// image); a bad release reports the engine's error; the GUI thread stays responsive while the
-// worker generates.
+// SessionWorker/SessionController with the tiny golden release: the int8 setting reaches the
+// engine; a full teacher-forced run gives the golden phrases and masks; Stop cancels within a
+// token, and an image encode (so does a newer image); a bad release reports the engine's error;
+// the GUI thread stays responsive while the worker generates.
 #include "ui/answer_view.h"
 #include "ui/image_canvas.h"
 #include "ui/main_window.h"
 #include "ui/session_worker.h"
+#include "ui/settings_dialog.h"
 
 #include "ui_test_support.h"
 
@@ -53,6 +54,26 @@ private:
     }
 
 private slots:
+    // The settings' "Language model weights: int8" reaches the engine (the model describes its
+    // language model as int8), and the dialog keeps the choice.
+    void int8SettingLoadsAnInt8LanguageModel() {
+        SessionController controller;
+        QSignalSpy loaded(controller.worker(), &SessionWorker::modelLoaded);
+        ModelSettings settings = tinySettings();
+        settings.quantize      = QStringLiteral("int8");
+        emit controller.loadModelRequested(settings);
+        QVERIFY(loaded.wait(120000));
+        const QString description = loaded.at(0).at(0).toString();
+        QVERIFY2(description.contains(QStringLiteral("(language model linears int8)")),
+                 qPrintable(description));
+        SettingsDialog dialog;
+        dialog.setSettings(settings);
+        QCOMPARE(dialog.settings().quantize, QStringLiteral("int8"));
+        settings.quantize.clear();
+        dialog.setSettings(settings);
+        QCOMPARE(dialog.settings().quantize, QString());
+    }
+
     void teacherForcedRunGivesGoldenPhrasesAndMasks() {
         SessionController controller;
         QVERIFY(prepare(controller));
