@@ -250,20 +250,43 @@ BenchResult run_bench(const GlammModel& model, const Image& image_in, const Benc
         tokenizer.encode_with_image(model.first_turn_prompt(instruction));
     const Box box{image.width * 0.25, image.height * 0.25, image.width * 0.75, image.height * 0.75};
 
+    // Every ask of a stage whether to stop, timed: the longest wait a Stop would have.
+    std::vector<Clock::time_point> asks;
+    const ShouldAbort ask = [&asks] {
+        asks.push_back(Clock::now());
+        return false;
+    };
+    auto longest_wait = [&asks](Clock::time_point begin, Clock::time_point end) {
+        double longest          = 0;
+        Clock::time_point since = begin;
+        for (const auto& at : asks) {
+            if (at < begin || at > end) continue;
+            longest =
+                std::max(longest, std::chrono::duration<double, std::milli>(at - since).count());
+            since = at;
+        }
+        return std::max(longest, std::chrono::duration<double, std::milli>(end - since).count());
+    };
+
     Recorder rec;
     std::vector<double> cached_totals, reference_totals;
     for (int run = 0; run < options.warmup + options.repeat; ++run) {
-        rec.recording          = run >= options.warmup;
-        const EncodedImage enc = model.encode_image(image);
+        rec.recording = run >= options.warmup;
+        r.stop_wait_ms.clear();
+        asks.clear();
+        const auto e0          = Clock::now();
+        const EncodedImage enc = model.encode_image(image, ask);
+        r.stop_wait_ms.emplace_back("encode", longest_wait(e0, Clock::now()));
         rec.add("preprocess", enc.preprocess_ms);
         rec.add("clip", enc.clip_ms);
         rec.add("sam_encoder", enc.sam_encoder_ms);
         if (model.region_encoder) {
             const at::Tensor boxes = model.normalize_boxes({box}, image.height, image.width);
             const auto t0          = Clock::now();
-            model.encode_regions(enc, boxes);
+            model.encode_regions(enc, boxes, ask);
             sync(model.device);
             rec.add("region", ms_since(t0));
+            r.stop_wait_ms.emplace_back("region", longest_wait(t0, Clock::now()));
             // Another box on the same image: the fused maps are reused.
             const at::Tensor other = model.normalize_boxes(
                 {Box{0.0, 0.0, image.width * 0.5, image.height * 0.5}}, image.height, image.width);
@@ -288,10 +311,15 @@ BenchResult run_bench(const GlammModel& model, const Image& image_in, const Benc
                 first_token = Clock::now();
             }
         };
+        callbacks.should_abort        = ask;
         const auto t0                 = Clock::now();
         const GenerationResult result = generate(llama, prompt_embeds, cache, gen, callbacks);
         sync(model.device);
         const auto t1 = Clock::now();
+        r.stop_wait_ms.emplace_back("prefill", longest_wait(t0, first_token));
+        if (options.tokens > 1)
+            r.stop_wait_ms.emplace_back("decode", longest_wait(first_token, t1));
+        callbacks.should_abort = {};
         rec.add("prefill", std::chrono::duration<double, std::milli>(first_token - t0).count());
         if (options.tokens > 1)
             rec.add("decode", std::chrono::duration<double, std::milli>(t1 - first_token).count());
@@ -491,6 +519,11 @@ std::string BenchResult::to_json() const {
     j["peak_gpu_mib"]         = peak_gpu_mib >= 0 ? nlohmann::ordered_json(peak_gpu_mib) : nullptr;
     j["peak_gpu_reserved_mib"] =
         peak_gpu_reserved_mib >= 0 ? nlohmann::ordered_json(peak_gpu_reserved_mib) : nullptr;
+    if (!stop_wait_ms.empty()) {
+        nlohmann::ordered_json waits;
+        for (const auto& [stage, ms] : stop_wait_ms) waits[stage] = ms;
+        j["stop_wait_ms"] = waits;
+    }
     j["decode_mode"] = decode_mode;
     if (!decode_fallback.empty()) j["decode_fallback"] = decode_fallback;
     if (stage("decode_eager")) {
@@ -536,6 +569,15 @@ std::string BenchResult::table() const {
                       static_cast<long long>(prompt_positions), prefill_tokens_per_s,
                       static_cast<long long>(decode_tokens), decode_ms_per_token);
         os << line;
+    }
+    if (!stop_wait_ms.empty()) {
+        os << "longest wait for a Stop:";
+        for (size_t i = 0; i < stop_wait_ms.size(); ++i) {
+            std::snprintf(line, sizeof line, "%s %s %.1f ms", i ? "," : "",
+                          stop_wait_ms[i].first.c_str(), stop_wait_ms[i].second);
+            os << line;
+        }
+        os << "\n";
     }
     std::snprintf(
         line, sizeof line, "decode steps: %s%s%s\n", decode_mode.c_str(),

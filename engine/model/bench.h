@@ -1,7 +1,8 @@
 // `glamm bench`: per-stage timings of one grounded answer (min/median over repeats after warm-up),
 // the machine's own limits measured in the same run (matmul GFLOP/s, copy GB/s) with each stage's
-// ratio to its bound, peak memory, and optionally GLaMM's own decoding algorithm (no KV cache: the
-// whole sequence recomputed for every token) on the same weights for a ratio.
+// ratio to its bound, peak memory, the longest a Stop would wait in each stage, and optionally
+// GLaMM's own decoding algorithm (no KV cache: the whole sequence recomputed for every token) on
+// the same weights for a ratio.
 // Legend: S prompt positions (expanded), N generated tokens, H LLaMA width.
 #pragma once
 
@@ -9,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace glamm {
@@ -59,6 +61,12 @@ struct BenchResult {
     // With a "decode_eager" stage: its ms per token, and how many times faster the steps ran.
     double eager_ms_per_token = 0, eager_over_decode = 0;
     std::vector<int64_t> greedy_ids;
+    // How long a Stop waits at most in each stage that asks (ShouldAbort): the longest interval
+    // between two asks, or from the stage's start to its first ask or its last ask to its end, in
+    // the last recorded run. Stages "encode" (CLIP and SAM encoder), "region", "prefill",
+    // "decode" (one step). Host time: on a GPU the asks run ahead of the device's work, so the
+    // figures mean little there.
+    std::vector<std::pair<std::string, double>> stop_wait_ms;
     // --reference: GLaMM's algorithm on the same prompt and weights.
     bool has_reference = false;
     // Grounded caption end to end (preprocess, CLIP, SAM, prefill + N tokens, one mask), median

@@ -10,6 +10,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <utility>
+
 using namespace glamm;
 using namespace glamm::test;
 
@@ -64,6 +66,19 @@ TEST(Bench, TinyModelEveryStageAndReferenceIdsAgree) {
     EXPECT_DOUBLE_EQ(json["reference"]["speedup"].get<double>(),
                      json["reference"]["caption_ms"].get<double>() /
                          json["caption_ms"].get<double>());
+    // A Stop waits at most one layer, block, convolution or step: less than its whole stage
+    // (every stage asks more than once: 2 layers, the CLIP layers and SAM blocks, the fuse's
+    // convolutions, 3 decoding steps).
+    const double encode_ms = stage_ms("preprocess") + stage_ms("clip") + stage_ms("sam_encoder");
+    for (const auto& [stage, total] : {std::pair<const char*, double>{"encode", encode_ms},
+                                       {"region", stage_ms("region")},
+                                       {"prefill", stage_ms("prefill")},
+                                       {"decode", stage_ms("decode")}}) {
+        ASSERT_TRUE(json["stop_wait_ms"].contains(stage)) << stage;
+        const double wait = json["stop_wait_ms"][stage].get<double>();
+        EXPECT_GT(wait, 0.0) << stage;
+        EXPECT_LT(wait, total) << stage;
+    }
     // The prompt is the GCG prompt: 576 image positions + the text.
     EXPECT_GT(r.prompt_positions, model->num_image_tokens());
     // The golden case's greedy decoding from this prompt starts with these ids (cases/gcg).
