@@ -1,5 +1,6 @@
 #include "cli/model_options.h"
 
+#include "core/device.h"
 #include "core/error.h"
 
 #include <cstdio>
@@ -36,8 +37,11 @@ ModelOptions model_options_from(const Args& args, const std::string& model_dir) 
     options.device           = args.get_or("device", "cpu");
     options.dtype            = args.get_or("dtype", "f32");
     options.quantize         = args.get_or("quantize", "");
-    if (!options.quantize.empty() && options.quantize != "int8" && options.quantize != "none")
-        throw UsageError("--quantize must be int8 or none (got \"" + options.quantize + "\")");
+    try { // a typo is a usage error (exit 2), not a failed load
+        parse_int8_quantization(options.quantize);
+    } catch (const Error& e) {
+        throw UsageError(std::string("--quantize: ") + e.what());
+    }
     options.threads          = static_cast<int>(args.get_int("threads", 0, 0, kIntMax));
     if (isatty(STDERR_FILENO)) {
         options.on_progress = [](const std::string& stage, double fraction) {

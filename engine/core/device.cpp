@@ -62,6 +62,20 @@ c10::ScalarType parse_dtype(const std::string& name) {
     fail("unknown dtype \"", name, "\" (f32, bf16, f16)");
 }
 
+DefaultDtypeGuard::DefaultDtypeGuard(c10::ScalarType dtype) : saved_(at::get_default_dtype()) {
+    at::set_default_dtype(c10::scalarTypeToTypeMeta(dtype));
+}
+
+DefaultDtypeGuard::~DefaultDtypeGuard() {
+    at::set_default_dtype(saved_);
+}
+
+bool parse_int8_quantization(const std::string& name) {
+    if (name == "int8") return true;
+    if (name.empty() || name == "none") return false;
+    fail("unknown quantization \"", name, "\" (int8 or none)");
+}
+
 const char* dtype_short_name(c10::ScalarType type) {
     switch (type) {
     case c10::kFloat:

@@ -3,6 +3,7 @@
 
 #include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
+#include <c10/util/typeid.h>
 
 #include <string>
 
@@ -14,6 +15,20 @@ c10::Device parse_device(const std::string& name);
 // "f32" | "fp32" | "float32", "bf16" | "bfloat16", "f16" | "fp16" | "float16".
 c10::ScalarType parse_dtype(const std::string& name);
 const char* dtype_short_name(c10::ScalarType type);
+// ModelOptions::quantize: "int8" -> true; "" or "none" -> false. Throws Error for anything else.
+bool parse_int8_quantization(const std::string& name);
+
+// Sets LibTorch's default floating dtype (what modules create their parameters in) for a scope.
+class DefaultDtypeGuard {
+public:
+    explicit DefaultDtypeGuard(c10::ScalarType dtype);
+    ~DefaultDtypeGuard();
+    DefaultDtypeGuard(const DefaultDtypeGuard&)            = delete;
+    DefaultDtypeGuard& operator=(const DefaultDtypeGuard&) = delete;
+
+private:
+    caffe2::TypeMeta saved_;
+};
 
 // fp16 matmul is not implemented on CPU in LibTorch 1.13: f16 on CPU computes in bf16 instead.
 // Returns the dtype that will really be used on `device`.

@@ -319,7 +319,8 @@ at::Tensor LlamaDecoderLayerImpl::forward_step(const at::Tensor& hidden, const a
 // ---------------------------------------------------------------------------------------------
 // ref: modeling_llama.py LlamaModel
 
-LlamaModelImpl::LlamaModelImpl(const LlamaConfig& config) : config_(config) {
+LlamaModelImpl::LlamaModelImpl(const LlamaConfig& config, const LlamaLayerBuilt& on_layer)
+    : config_(config) {
     if (config.vocab_size <= 0)
         fail("LlamaModel: vocab_size is not resolved (", config.vocab_size,
              "); use resolve_llama_config()");
@@ -329,8 +330,11 @@ LlamaModelImpl::LlamaModelImpl(const LlamaConfig& config) : config_(config) {
     embed_tokens = register_module("embed_tokens",
                                    torch::nn::Embedding(config.vocab_size, config.hidden_size));
     layers       = register_module("layers", torch::nn::ModuleList());
-    for (int64_t i = 0; i < config.num_hidden_layers; ++i)
-        layers->push_back(LlamaDecoderLayer(config));
+    for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
+        LlamaDecoderLayer layer(config);
+        if (on_layer) on_layer(i, *layer);
+        layers->push_back(layer);
+    }
     norm    = register_module("norm", LlamaRMSNorm(config.hidden_size, config.rms_norm_eps));
     rotary_ = rotary_tables(config.head_dim(), config.rope_theta,
                             std::max<int64_t>(config.max_position_embeddings, 1));
@@ -390,8 +394,10 @@ at::Tensor LlamaModelImpl::forward_step(const at::Tensor& embeds, const at::Tens
 // ---------------------------------------------------------------------------------------------
 // ref: modeling_llama.py LlamaForCausalLM
 
-LlamaForCausalLMImpl::LlamaForCausalLMImpl(const LlamaConfig& config) : config_(config) {
-    model = register_module("model", LlamaModel(config));
+LlamaForCausalLMImpl::LlamaForCausalLMImpl(const LlamaConfig& config,
+                                           const LlamaLayerBuilt& on_layer)
+    : config_(config) {
+    model = register_module("model", LlamaModel(config, on_layer));
     if (!config.tie_word_embeddings)
         lm_head = register_module("lm_head", linear_no_bias(config.hidden_size, config.vocab_size));
 }
@@ -495,10 +501,21 @@ LlamaConfig resolve_llama_config(LlamaConfig config, const Checkpoint& checkpoin
     return config;
 }
 
-void load_llama(LlamaForCausalLM& llama, LoadReport& report) {
+void load_llama(LlamaForCausalLM& llama, LoadReport& report, bool layers_loaded) {
     // Optional in some releases and recomputed from rope_theta anyway.
     report.ignore("*.self_attn.rotary_emb.inv_freq");
-    report.load_module(*llama, "");
+    if (!layers_loaded) {
+        report.load_module(*llama, "");
+        return;
+    }
+    LlamaModelImpl& model = *llama->model;
+    report.load_module(*model.embed_tokens, "model.embed_tokens.");
+    report.load_module(*model.norm, "model.norm.");
+    if (llama->lm_head) report.load_module(*llama->lm_head, "lm_head.");
+}
+
+void load_llama_layer(int64_t index, LlamaDecoderLayerImpl& layer, LoadReport& report) {
+    report.load_module(layer, "model.layers." + std::to_string(index) + ".");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -131,9 +131,14 @@ private:
 };
 TORCH_MODULE(LlamaDecoderLayer);
 
+// Called with (i, layer) once decoder layer i is built, before layer i + 1 is: loading a release
+// there replaces one layer's default initialisation at a time, so a 7B model never holds its
+// whole initialisation (the load's memory peak; load_llama_layer).
+using LlamaLayerBuilt = std::function<void(int64_t, LlamaDecoderLayerImpl&)>;
+
 // HF LlamaModel: embed_tokens, layers, final norm (registered as "model" below).
 struct LlamaModelImpl : torch::nn::Module {
-    explicit LlamaModelImpl(const LlamaConfig& config);
+    explicit LlamaModelImpl(const LlamaConfig& config, const LlamaLayerBuilt& on_layer = {});
     // inputs_embeds [1, T, H] at absolute positions [start, start + T) -> final-norm hidden
     // states [1, T, H]. `should_abort` is asked before each layer: a stop throws Cancelled with
     // the cache's length() unchanged (the positions written are not committed).
@@ -166,7 +171,7 @@ TORCH_MODULE(LlamaModel);
 // (lm_head absent when tie_word_embeddings). Works in the dtype of its parameters (f32 or bf16).
 struct LlamaForCausalLMImpl : torch::nn::Module {
     // config.vocab_size must be resolved (> 0): see resolve_llama_config().
-    explicit LlamaForCausalLMImpl(const LlamaConfig& config);
+    explicit LlamaForCausalLMImpl(const LlamaConfig& config, const LlamaLayerBuilt& on_layer = {});
 
     // Token embeddings of ids [T] (int64, no image placeholder) -> [T, H] in the model dtype.
     at::Tensor embed(const at::Tensor& ids);
@@ -214,9 +219,12 @@ TORCH_MODULE(LlamaForCausalLM);
 // throws if both are given and disagree, or if the tensor is missing.
 LlamaConfig resolve_llama_config(LlamaConfig config, const Checkpoint& checkpoint);
 
-// Loads every parameter of `llama` from the checkpoint root (prefix ""); marks the optional
+// Loads every parameter of `llama` from the checkpoint root (prefix ""), the decoder layers
+// unless `layers_loaded` (loaded as they were built: load_llama_layer); marks the optional
 // `*.self_attn.rotary_emb.inv_freq` keys as ignored (recomputed from rope_theta).
-void load_llama(LlamaForCausalLM& llama, LoadReport& report);
+void load_llama(LlamaForCausalLM& llama, LoadReport& report, bool layers_loaded = false);
+// Loads model.layers.{index}.* into decoder layer `index`: a LlamaLayerBuilt.
+void load_llama_layer(int64_t index, LlamaDecoderLayerImpl& layer, LoadReport& report);
 
 // GLaMM's input embeddings (llava_with_region_arch.py prepare_inputs_labels_for_multimodal):
 // ids [T] (int64) with at most one `image_token_id` slot; embed_tokens of every other id; the slot

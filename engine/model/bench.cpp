@@ -227,7 +227,7 @@ BenchResult run_bench(const GlammModel& model, const Image& image_in, const Benc
     const Image image = synthetic_image_if_empty(image_in);
     BenchResult r;
     fill_common(r, model.device, model.dtype, options);
-    if (model.int8_language_model) r.dtype += "+int8"; // the language model's linears
+    if (model.llama->quantized()) r.dtype += "+int8"; // the language model's linears
     LlamaForCausalLM& llama    = model.llama;
     const Tokenizer& tokenizer = *model.tokenizer;
 

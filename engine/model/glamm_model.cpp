@@ -21,20 +21,6 @@ namespace glamm {
 
 namespace {
 
-// Sets LibTorch's default floating dtype (what modules create their parameters in) for a scope.
-class DefaultDtypeGuard {
-public:
-    explicit DefaultDtypeGuard(at::ScalarType dtype) : saved_(at::get_default_dtype()) {
-        at::set_default_dtype(c10::scalarTypeToTypeMeta(dtype));
-    }
-    ~DefaultDtypeGuard() { at::set_default_dtype(saved_); }
-    DefaultDtypeGuard(const DefaultDtypeGuard&)            = delete;
-    DefaultDtypeGuard& operator=(const DefaultDtypeGuard&) = delete;
-
-private:
-    caffe2::TypeMeta saved_;
-};
-
 // Loading progress is reported at most once per this fraction of the weights.
 constexpr double kProgressStep = 0.01;
 
@@ -43,6 +29,23 @@ int64_t parameter_bytes(const torch::nn::Module& module) {
     for (const auto& p : module.parameters()) bytes += static_cast<int64_t>(p.nbytes());
     return bytes;
 }
+
+// The bytes the checkpoint's tensors outside `skip_prefix` take in `dtype`: the load's progress
+// total, known before the model is built.
+int64_t stored_bytes(const Checkpoint& checkpoint, const std::string& skip_prefix,
+                     at::ScalarType dtype) {
+    int64_t elements = 0;
+    for (const std::string& name : checkpoint.names()) {
+        if (name.rfind(skip_prefix, 0) == 0) continue;
+        int64_t n = 1;
+        for (int64_t size : checkpoint.stored(name).shape) n *= size;
+        elements += n;
+    }
+    return elements * static_cast<int64_t>(c10::elementSize(dtype));
+}
+
+// GLaMM releases may hold the CLIP tower's weights too; the engine reads them from its folder.
+constexpr char kVisionTowerKeys[] = "model.vision_tower.";
 
 // The box-embedding width is not in config.json (GLaMM hard-codes it): read it from this tensor.
 constexpr char kRegionPosEmbedKey[] = "model.region_encoder.roi_align.pos_embedd.0.weight";
@@ -133,11 +136,8 @@ std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
     set_threads(options.threads);
     m->device = parse_device(options.device);
     m->dtype  = effective_dtype(parse_dtype(options.dtype), m->device);
-    if (options.quantize == "int8")
-        m->int8_language_model = true;
-    else if (!options.quantize.empty() && options.quantize != "none")
-        fail("unknown quantization \"", options.quantize, "\" (int8 or none)");
-    if (m->int8_language_model && !m->device.is_cpu())
+    const bool int8 = parse_int8_quantization(options.quantize);
+    if (int8 && !m->device.is_cpu())
         fail("int8 weights are a CPU path (the device is ", m->device.str(), ")");
 
     progress("reading configuration", 0.0);
@@ -174,34 +174,34 @@ std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
         m->config.region_encoder.pos_embed_dim = shape[0];
     }
 
-    progress("building the model", 0.15);
-    {
-        // Built directly in the target dtype (a 7B LLaMA is 13.5 GB in bf16, 27 GB in f32): on
-        // the CPU every tensor stored in that dtype is then shared with the mapped file instead
-        // of copied (LoadReport::share_stored_tensors), so the weights are in memory once; for a
-        // GPU the host holds one bf16 copy until the move (built in f32, GLaMM-7B made the
-        // benchmark process peak at 47.6 GB of host memory). Converting after loading rounds the
-        // same way as building in the target dtype. f16 modules are built in f32: half-precision
-        // initialisation is not implemented on the CPU in every LibTorch.
-        DefaultDtypeGuard dtype_guard(m->dtype == at::kHalf ? at::kFloat : m->dtype);
-        m->build_components();
-    }
-
-    progress("loading weights", 0.2);
+    progress("loading weights", 0.15);
+    // Built directly in the target dtype (a 7B LLaMA is 13.5 GB in bf16, 27 GB in f32): on the
+    // CPU every tensor stored in that dtype is then shared with the mapped file instead of copied
+    // (LoadReport::share_stored_tensors), so the weights are in memory once; for a GPU the host
+    // holds one bf16 copy until the move (built in f32, GLaMM-7B made the benchmark process peak
+    // at 47.6 GB of host memory). Converting after loading rounds the same way as building in the
+    // target dtype. f16 modules are built in f32: half-precision initialisation is not
+    // implemented on the CPU in every LibTorch.
+    const at::ScalarType build_dtype = m->dtype == at::kHalf ? at::kFloat : m->dtype;
     LoadReport report(checkpoint);
     report.share_stored_tensors(m->device.is_cpu());
+    report.on_each_tensor(weights_progress(
+        "loading weights", 0.15, 0.8, stored_bytes(checkpoint, kVisionTowerKeys, build_dtype)));
+    report.ignore(kVisionTowerKeys); // CLIP is a separate download (spec §1.3)
     {
-        int64_t total = 0;
-        for (const ComponentRef& ref : m->component_refs())
-            if (!ref.in_vision_tower) total += parameter_bytes(*ref.module);
-        report.on_each_tensor(weights_progress("loading weights", 0.2, 0.8, total));
+        // Each decoder layer is loaded as soon as it is built, so that its default
+        // initialisation is freed before the next layer's is made: built whole first, GLaMM-7B's
+        // load peaked at 15.5 GB of memory in bf16 (docs/benchmarks.md).
+        DefaultDtypeGuard dtype_guard(build_dtype);
+        m->build_components([&](int64_t index, LlamaDecoderLayerImpl& layer) {
+            load_llama_layer(index, layer, report);
+        });
     }
-    report.ignore("model.vision_tower."); // CLIP is a separate download (spec §1.3)
     const std::vector<ComponentRef> refs = m->component_refs();
     for (const ComponentRef& ref : refs) {
         if (ref.in_vision_tower) continue;
         if (ref.module == m->llama.get())
-            load_llama(m->llama, report);
+            load_llama(m->llama, report, /*layers_loaded=*/true);
         else
             report.load_module(*ref.module, ref.prefix);
     }
@@ -234,10 +234,9 @@ std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
     // Inference on a GPU: q/k/v and gate/up each as one product (fewer, larger kernels per
     // decode step). The parameters keep their names and values (views of the merged tensors).
     static const bool keep_separate = env_flag("GLAMM_NO_MERGED_PROJECTIONS");
-    if ((m->device.is_cuda() || gpu_kernels_emulated()) && !keep_separate &&
-        !m->int8_language_model)
+    if ((m->device.is_cuda() || gpu_kernels_emulated()) && !keep_separate && !int8)
         m->llama->merge_projections();
-    if (m->int8_language_model) {
+    if (int8) {
         constexpr double from = 0.9, to = 0.99;
         m->llama->quantize_int8([&](int64_t done, int64_t total) {
             progress("quantizing the language model to int8",
@@ -248,11 +247,11 @@ std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
     return m;
 }
 
-void GlammModel::build_components() {
+void GlammModel::build_components(const LlamaLayerBuilt& on_llama_layer) {
     const GlammConfig& c = config;
     clip                 = ClipVisionModel(clip_config);
     mm_projector         = MmProjector(c);
-    llama                = LlamaForCausalLM(c.llama);
+    llama                = LlamaForCausalLM(c.llama, on_llama_layer);
     text_projection      = TextProjection(c.llama.hidden_size, c.out_dim);
     sam_image_encoder    = SamImageEncoder(c.grounding_encoder);
     sam_prompt_encoder   = SamPromptEncoder(c.grounding_encoder);
@@ -423,7 +422,7 @@ std::string GlammModel::describe() const {
        << (config.architectures.empty() ? "?" : config.architectures[0]) << ")\n";
     os << "vision tower   " << vision_tower_dir << "\n";
     os << "device, dtype  " << device.str() << ", " << dtype_short_name(dtype)
-       << (int8_language_model ? " (language model linears int8)" : "") << "\n";
+       << (llama->quantized() ? " (language model linears int8)" : "") << "\n";
     os << "llama          hidden " << l.hidden_size << ", layers " << l.num_hidden_layers
        << ", heads " << l.num_attention_heads << " (kv " << l.kv_heads() << "), mlp "
        << l.intermediate_size << ", vocab " << l.vocab_size << ", rope theta " << l.rope_theta

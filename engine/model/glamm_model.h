@@ -95,7 +95,6 @@ public:
     ClipFeatureSelection clip_selection;
     c10::Device device{c10::kCPU};
     c10::ScalarType dtype = c10::kFloat;
-    bool int8_language_model = false; // ModelOptions::quantize == "int8"
     std::optional<Tokenizer> tokenizer;
     std::vector<ComponentInfo> components;
     std::vector<std::string> ignored_keys; // known harmless checkpoint keys skipped by name
@@ -113,7 +112,8 @@ public:
 
     // Constructs every component from `config` and `clip_config` (clip_selection must be set),
     // with LibTorch's default initialisation and nothing loaded: the starting point of training.
-    void build_components();
+    // `on_llama_layer` (load) is called as each decoder layer is built.
+    void build_components(const LlamaLayerBuilt& on_llama_layer = {});
     // The components with their checkpoint prefixes, in load order (region encoder only when
     // config.with_region).
     std::vector<ComponentRef> component_refs() const;

@@ -3,6 +3,7 @@
 // Legend: S expanded sequence, P image embeddings, H hidden size, V vocabulary.
 #include "core/checkpoint.h"
 #include "core/config.h"
+#include "core/device.h"
 #include "language/generation.h"
 #include "language/llama.h"
 #include "support/test_support.h"
@@ -12,6 +13,7 @@
 
 #include <fstream>
 #include <map>
+#include <numeric>
 #include <string>
 
 namespace glamm {
@@ -252,6 +254,58 @@ TEST_P(LlamaGolden, KvCacheMatchesSinglePass) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, LlamaGolden, ::testing::Values("gcg", "region"));
+
+// GlammModel::load builds the decoder layers one at a time and loads each as soon as it is built
+// (the load's memory peak): the same model as one loaded whole, every key read once, and with
+// sharing on, each layer's weights view the mapped file.
+TEST(LlamaLoad, LayerByLayerAsBuiltEqualsLoadedWhole) {
+    torch::NoGradGuard no_grad;
+    const std::string dir       = test::tiny_model_dir();
+    const Checkpoint checkpoint = Checkpoint::open(dir);
+    const LlamaConfig config    = resolve_llama_config(load_glamm_config(dir).llama, checkpoint);
+    ASSERT_GE(config.num_hidden_layers, 2);
+    // Built in the stored dtype (bf16), as GlammModel::load builds for --dtype bf16: sharing
+    // applies to tensors stored in the module's dtype.
+    ASSERT_EQ(checkpoint.tensor("model.layers.0.self_attn.q_proj.weight").scalar_type(),
+              at::kBFloat16);
+    DefaultDtypeGuard dtype_guard(at::kBFloat16);
+
+    LoadReport whole_report(checkpoint);
+    LlamaForCausalLM whole(config);
+    load_llama(whole, whole_report);
+
+    LoadReport report(checkpoint);
+    report.share_stored_tensors(true);
+    std::vector<int64_t> order;
+    LlamaForCausalLM by_layer(config, [&](int64_t index, LlamaDecoderLayerImpl& layer) {
+        order.push_back(index);
+        load_llama_layer(index, layer, report);
+    });
+    load_llama(by_layer, report, /*layers_loaded=*/true);
+    for (const char* other : {"model.mm_projector.", "model.region_encoder.",
+                              "model.grounding_encoder.", "model.text_hidden_fcs."})
+        report.ignore(other);
+    EXPECT_NO_THROW(report.finish("tiny LLaMA, layer by layer"));
+    EXPECT_EQ(report.loaded_bytes(), whole_report.loaded_bytes()); // no key read twice
+
+    std::vector<int64_t> expected(static_cast<size_t>(config.num_hidden_layers));
+    std::iota(expected.begin(), expected.end(), 0);
+    EXPECT_EQ(order, expected);
+    int64_t layer_tensors = 0;
+    for (const auto& p : by_layer->named_parameters()) {
+        if (p.key().rfind("model.layers.", 0) != 0) continue;
+        ++layer_tensors;
+        EXPECT_EQ(p.value().data_ptr(), checkpoint.tensor(p.key()).data_ptr())
+            << p.key() << " is a copy";
+    }
+    EXPECT_EQ(layer_tensors, config.num_hidden_layers * 9); // 7 linears, 2 norms
+
+    by_layer->eval();
+    whole->eval();
+    const at::Tensor embeds =
+        at::randn({1, 9, config.hidden_size}, at::TensorOptions().dtype(by_layer->dtype()));
+    EXPECT_TRUE(at::equal(by_layer->forward(embeds), whole->forward(embeds)));
+}
 
 } // namespace
 } // namespace glamm
