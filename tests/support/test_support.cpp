@@ -65,6 +65,14 @@ TempDirs& temp_dirs() {
 
 } // namespace
 
+long resident_file_kb() {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line))
+        if (line.rfind("RssFile:", 0) == 0) return std::stol(line.substr(8));
+    return -1;
+}
+
 std::string make_temp_dir(const std::string& tag) {
     static std::atomic<int> counter{0};
     fs::path dir =

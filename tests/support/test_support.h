@@ -25,6 +25,8 @@ std::string bin_path(const std::string& name);
 // A fresh empty folder under the system temp dir, removed when the test program exits normally
 // (GLAMM_KEEP_TEST_DIRS=1 keeps them to inspect).
 std::string make_temp_dir(const std::string& tag);
+// The process's resident pages mapped from files, in kB (/proc/self/status RssFile).
+long resident_file_kb();
 
 // Every tensor of a safetensors file, copied to owning CPU tensors.
 std::map<std::string, at::Tensor> load_tensors(const std::string& path);

@@ -370,6 +370,30 @@ TEST(LoadReport, SharesStoredTensorsOfTheSameDtypeWithTheMapping) {
     EXPECT_EQ(read_file(dir + "/model.safetensors"), before);
 }
 
+// A converting load reads the stored tensor through the mapping and keeps only its copy: the file
+// pages it read are given back (GLaMM's SAM is stored in f32: 2.6 GB of such pages at 7B in bf16).
+TEST(LoadReport, ConvertingGivesBackTheFilePagesItRead) {
+    const std::string dir   = test::make_temp_dir("load-release");
+    constexpr int64_t kRows = 2048, kCols = 2048; // 8 MiB of bf16
+    const at::Tensor w = torch::randn({kRows, kCols}).to(torch::kBFloat16);
+    write_safetensors(dir + "/model.safetensors",
+                      {{"m.linear.weight", DType::BF16, {kRows, kCols}, w.data_ptr(), w.nbytes()}},
+                      {{"format", "pt"}});
+    Checkpoint ckpt = Checkpoint::open(dir);
+    struct Holder : torch::nn::Module {
+        at::Tensor weight = register_parameter("weight", torch::zeros({kRows, kCols}));
+    } holder;
+    (void)torch::ones({4}, torch::kBFloat16).to(torch::kFloat); // the conversion's code paged in
+    const long before = test::resident_file_kb();
+    LoadReport report(ckpt);
+    report.load_module(holder, "m.linear.");
+    const long grew = test::resident_file_kb() - before;
+    EXPECT_TRUE(torch::equal(holder.weight, w.to(torch::kFloat)));
+    // Kept, the read would leave all 8192 kB resident.
+    EXPECT_LT(grew, static_cast<long>(w.nbytes() / 1024 / 4))
+        << "RssFile grew by " << grew << " kB";
+}
+
 TEST(LoadReport, ListsMissingMisShapedAndUnexpectedKeys) {
     const std::string dir = test::make_temp_dir("load-bad");
     const float w[8] = {}, x[1] = {};

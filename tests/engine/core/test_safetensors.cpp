@@ -94,19 +94,6 @@ TEST(Safetensors, WriteThenReadRoundTrips) {
     EXPECT_EQ(std::memcmp(f.data(f.header.tensors[1]), b, sizeof b), 0);
 }
 
-namespace {
-
-// The process's resident pages mapped from files, in kB (/proc/self/status RssFile).
-long resident_file_kb() {
-    std::ifstream status("/proc/self/status");
-    std::string line;
-    while (std::getline(status, line))
-        if (line.rfind("RssFile:", 0) == 0) return std::stol(line.substr(8));
-    return -1;
-}
-
-} // namespace
-
 // release_pages gives back the whole pages of a range inside a live mapping (what int8
 // quantization does for the float weights it replaced): they stop counting as resident and
 // reading them again reads the file. Memory that no mapping holds is left alone.
@@ -122,10 +109,10 @@ TEST(MappedFile, ReleasePagesGivesBackOnlyPagesOfALiveMapping) {
 
     auto file = MappedFile::open(path);
     ASSERT_EQ(std::memcmp(file->data(), bytes.data(), bytes.size()), 0); // every page resident
-    const long before = resident_file_kb();
+    const long before = test::resident_file_kb();
     // A range from the middle of page 0 to the middle of the last page: pages 1 .. 62 go.
     EXPECT_TRUE(MappedFile::release_pages(file->data() + page / 2, (kPages - 1) * page));
-    const long after = resident_file_kb();
+    const long after = test::resident_file_kb();
     EXPECT_GE(before - after, (kPages - 2) * page / 1024) << before << " kB -> " << after << " kB";
     EXPECT_EQ(std::memcmp(file->data(), bytes.data(), bytes.size()), 0); // read from the file again
 
