@@ -121,3 +121,46 @@ TEST(CliChat, CtrlCAtThePromptLeavesWithCode3) {
     EXPECT_NE(r.out.find("rc=3"), std::string::npos) << r.out << read_file(err);
     EXPECT_EQ(read_file(err).find("error"), std::string::npos) << read_file(err);
 }
+
+// Ctrl-C while an answer is written stops that answer, says so, and the loop goes on reading
+// lines (here /reset, then /quit: exit 0). The tiny model's random weights never emit EOS, so
+// the answer would run for minutes (--max-new-tokens 100000): only the stop ends it. One SIGINT,
+// sent once tokens stream (the handler is installed before the first question is read); a chat
+// that did not stop is killed after 30 s (rc 137).
+TEST(CliChat, CtrlCDuringAnAnswerStopsItAndTheLoopGoesOn) {
+    const std::string dir = test::make_temp_dir("chat-sigint-answer");
+    const std::string in = dir + "/in", out = dir + "/out", err = dir + "/err",
+                      script = dir + "/run.sh";
+    const std::string chat   = test::bin_path("glamm") + " chat" + model_args() + " --image " +
+                             test::tiny_case_path("gcg.png") + " --max-new-tokens 100000";
+    std::string lines;
+    lines += "mkfifo " + in + "\n";
+    lines += chat + " < " + in + " > " + out + " 2> " + err + " &\n";
+    lines += "pid=$!\n";
+    lines += "exec 3> " + in + "\n";
+    lines += "echo 'describe the image' >&3\n";
+    lines += "for i in $(seq 600); do [ -s " + out + " ] && break; sleep 0.1; done\n";
+    lines += "kill -INT $pid\n";
+    lines +=
+        "for i in $(seq 300); do grep -q '^(cancelled' " + err + " && break; sleep 0.1; done\n";
+    lines += "printf '/reset\\n/quit\\n' >&3\n";
+    lines += "exec 3>&-\n";
+    lines += "( sleep 30; kill -KILL $pid ) >/dev/null 2>&1 &\n";
+    lines += "killer=$!\n";
+    lines += "wait $pid\n";
+    lines += "echo \"rc=$?\"\n";
+    lines += "kill $killer 2>/dev/null\n";
+    test::write_bytes(script, lines);
+    const auto r          = test::run_command("sh " + script);
+    const std::string log = read_file(err);
+    EXPECT_NE(r.out.find("rc=0"), std::string::npos) << r.out << log;
+    EXPECT_NE(log.find("(cancelled: the partial answer is not part of the conversation)"),
+              std::string::npos)
+        << log;
+    EXPECT_NE(log.find("conversation reset"), std::string::npos) << log; // read after the stop
+    EXPECT_EQ(log.find("error"), std::string::npos) << log;
+    // Some of the answer was streamed, far from all of it (100000 tokens).
+    const std::string answer = read_file(out);
+    EXPECT_GT(answer.size(), 0u);
+    EXPECT_LT(answer.size(), 100000u) << answer.size() << " bytes streamed";
+}
