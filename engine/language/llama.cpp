@@ -288,6 +288,11 @@ LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const LlamaConfig& config) {
         "post_attention_layernorm", LlamaRMSNorm(config.hidden_size, config.rms_norm_eps));
 }
 
+void LlamaDecoderLayerImpl::quantize_int8() {
+    self_attn->quantize_int8();
+    mlp->quantize_int8();
+}
+
 at::Tensor
 LlamaDecoderLayerImpl::block(const at::Tensor& hidden_in,
                              const std::function<at::Tensor(const at::Tensor&)>& attention) {
@@ -415,9 +420,7 @@ void LlamaForCausalLMImpl::quantize_int8(
     const int64_t layers = static_cast<int64_t>(model->layers->size());
     for (int64_t i = 0; i < layers; ++i) {
         if (before_layer) before_layer(i, layers);
-        auto* decoder = model->layers[i]->as<LlamaDecoderLayer>();
-        decoder->self_attn->quantize_int8();
-        decoder->mlp->quantize_int8();
+        model->layers[i]->as<LlamaDecoderLayer>()->quantize_int8();
     }
     if (before_layer) before_layer(layers, layers);
     quantized_layers_ = true;
@@ -512,6 +515,20 @@ void load_llama(LlamaForCausalLM& llama, LoadReport& report, bool layers_loaded)
     report.load_module(*model.embed_tokens, "model.embed_tokens.");
     report.load_module(*model.norm, "model.norm.");
     if (llama->lm_head) report.load_module(*llama->lm_head, "lm_head.");
+}
+
+bool is_int8_quantized_key(const std::string& key) {
+    if (key == "lm_head.weight") return true;
+    const std::string layers = "model.layers.";
+    if (key.rfind(layers, 0) != 0) return false;
+    const size_t dot = key.find('.', layers.size()); // after the layer number
+    if (dot == std::string::npos) return false;
+    const std::string rest = key.substr(dot + 1);
+    for (const char* name : {"self_attn.q_proj.weight", "self_attn.k_proj.weight",
+                             "self_attn.v_proj.weight", "self_attn.o_proj.weight",
+                             "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight"})
+        if (rest == name) return true;
+    return false;
 }
 
 void load_llama_layer(int64_t index, LlamaDecoderLayerImpl& layer, LoadReport& report) {

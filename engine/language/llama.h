@@ -119,6 +119,8 @@ struct LlamaDecoderLayerImpl : torch::nn::Module {
                             const at::Tensor& sin_signed, KVCache& cache, int64_t layer_index,
                             const at::Tensor& position,
                             const AttentionMask& mask); // [1,1,H] -> [1,1,H]
+    // Its seven linears as int8 rows (LlamaForCausalLMImpl::quantize_int8); again: no-op.
+    void quantize_int8();
 
     LlamaAttention self_attn{nullptr};
     LlamaMLP mlp{nullptr};
@@ -223,6 +225,9 @@ LlamaConfig resolve_llama_config(LlamaConfig config, const Checkpoint& checkpoin
 // unless `layers_loaded` (loaded as they were built: load_llama_layer); marks the optional
 // `*.self_attn.rotary_emb.inv_freq` keys as ignored (recomputed from rope_theta).
 void load_llama(LlamaForCausalLM& llama, LoadReport& report, bool layers_loaded = false);
+// True for the checkpoint keys quantize_int8 replaces: every decoder layer's seven projection
+// weights and lm_head.weight.
+bool is_int8_quantized_key(const std::string& key);
 // Loads model.layers.{index}.* into decoder layer `index`: a LlamaLayerBuilt.
 void load_llama_layer(int64_t index, LlamaDecoderLayerImpl& layer, LoadReport& report);
 

@@ -3,6 +3,7 @@
 #include "core/checkpoint.h"
 #include "core/device.h"
 #include "core/error.h"
+#include "core/memory.h"
 #include "core/safetensors.h"
 #include "grounding/mask_postprocess.h"
 #include "text/conversation.h"
@@ -44,8 +45,75 @@ int64_t stored_bytes(const Checkpoint& checkpoint, const std::string& skip_prefi
     return elements * static_cast<int64_t>(c10::elementSize(dtype));
 }
 
+// The memory a load allocates beyond the mapped files, for the tensors `loaded` selects: each
+// one it must copy (stored in another dtype than the model's `dtype`, or all of them without
+// `shared`: a GPU's host copy exists until the move) and, with `int8`, the language model's
+// linears as int8 rows and scales (their float weights are freed layer by layer).
+int64_t load_allocation_bytes(const Checkpoint& checkpoint,
+                              const std::function<bool(const std::string&)>& loaded,
+                              at::ScalarType dtype, bool shared, bool int8) {
+    int64_t bytes = 0;
+    for (const std::string& name : checkpoint.names()) {
+        if (!loaded(name)) continue;
+        const StoredTensor& stored = checkpoint.stored(name);
+        int64_t numel              = 1;
+        for (int64_t size : stored.shape) numel *= size;
+        if (int8 && is_int8_quantized_key(name) && stored.shape.size() == 2)
+            bytes += numel + stored.shape[0] * static_cast<int64_t>(sizeof(float));
+        else if (!shared || to_scalar_type(stored.dtype) != dtype)
+            bytes += numel * static_cast<int64_t>(c10::elementSize(dtype));
+    }
+    return bytes;
+}
+
+// The dtype the modules are built in before the release's tensors fill them: f16 modules are
+// built in f32 (half-precision initialisation is not implemented on the CPU in every LibTorch).
+at::ScalarType build_dtype_for(at::ScalarType dtype) {
+    return dtype == at::kHalf ? at::kFloat : dtype;
+}
+
 // GLaMM releases may hold the CLIP tower's weights too; the engine reads them from its folder.
 constexpr char kVisionTowerKeys[] = "model.vision_tower.";
+
+// Refuses a load the memory cannot hold before anything is allocated (rather than the OOM killer
+// ending the process minutes later), saying what it needs, what is free and what the settings
+// that need less would need.
+void check_load_memory(const GlammModel& m, const Checkpoint& checkpoint,
+                       const Checkpoint& clip_checkpoint, bool int8) {
+    const MemoryBudget budget = available_memory();
+    if (budget.bytes < 0) return;
+    const std::string clip_prefix = clip_vision_prefix(clip_checkpoint);
+    auto needed                   = [&](at::ScalarType dtype, bool quantize) {
+        const at::ScalarType build = build_dtype_for(dtype);
+        const bool shared          = m.device.is_cpu();
+        auto in_glamm              = [](const std::string& name) {
+            return name.rfind(kVisionTowerKeys, 0) != 0;
+        };
+        auto in_clip = [&](const std::string& name) { return name.rfind(clip_prefix, 0) == 0; };
+        return load_allocation_bytes(checkpoint, in_glamm, build, shared, quantize) +
+               load_allocation_bytes(clip_checkpoint, in_clip, build, shared, false);
+    };
+    const int64_t bytes = needed(m.dtype, int8);
+    if (bytes <= budget.bytes) return;
+    std::ostringstream os;
+    os << "in " << dtype_short_name(m.dtype) << (int8 ? " with the language model in int8" : "")
+       << " the weights need " << format_bytes(bytes)
+       << " of memory (what is converted or quantized; tensors stored in the model's dtype are "
+          "read from the files as needed) but "
+       << format_bytes(budget.bytes) << " are free (" << budget.source << ").";
+    if (m.device.is_cpu()) {
+        for (const auto& [dtype, quantize] :
+             {std::pair{at::kBFloat16, false}, std::pair{at::kBFloat16, true}}) {
+            if (dtype == m.dtype && quantize == int8) continue;
+            const int64_t other = needed(dtype, quantize);
+            if (other >= bytes) continue;
+            os << " --dtype bf16" << (quantize ? " --quantize int8" : "") << " would need "
+               << format_bytes(other) << ".";
+        }
+    }
+    os << " GLAMM_MEMORY_LIMIT_MB=0 skips this check.";
+    fail(os.str());
+}
 
 // The box-embedding width is not in config.json (GLaMM hard-codes it): read it from this tensor.
 constexpr char kRegionPosEmbedKey[] = "model.region_encoder.roi_align.pos_embedd.0.weight";
@@ -174,7 +242,14 @@ std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
         m->config.region_encoder.pos_embed_dim = shape[0];
     }
 
-    progress("loading weights", 0.15);
+    with_context("loading " + m->model_dir, [&] {
+        check_load_memory(*m, checkpoint, clip_checkpoint, int8);
+        return 0;
+    });
+
+    const std::string weights_stage =
+        int8 ? "loading weights, the language model's linears to int8" : "loading weights";
+    progress(weights_stage, 0.15);
     // Built directly in the target dtype (a 7B LLaMA is 13.5 GB in bf16, 27 GB in f32): on the
     // CPU every tensor stored in that dtype is then shared with the mapped file instead of copied
     // (LoadReport::share_stored_tensors), so the weights are in memory once; for a GPU the host
@@ -182,11 +257,11 @@ std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
     // at 47.6 GB of host memory). Converting after loading rounds the same way as building in the
     // target dtype. f16 modules are built in f32: half-precision initialisation is not
     // implemented on the CPU in every LibTorch.
-    const at::ScalarType build_dtype = m->dtype == at::kHalf ? at::kFloat : m->dtype;
+    const at::ScalarType build_dtype = build_dtype_for(m->dtype);
     LoadReport report(checkpoint);
     report.share_stored_tensors(m->device.is_cpu());
     report.on_each_tensor(weights_progress(
-        "loading weights", 0.15, 0.8, stored_bytes(checkpoint, kVisionTowerKeys, build_dtype)));
+        weights_stage, 0.15, 0.8, stored_bytes(checkpoint, kVisionTowerKeys, build_dtype)));
     report.ignore(kVisionTowerKeys); // CLIP is a separate download (spec §1.3)
     {
         // Each decoder layer is loaded as soon as it is built, so that its default
@@ -195,6 +270,9 @@ std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
         DefaultDtypeGuard dtype_guard(build_dtype);
         m->build_components([&](int64_t index, LlamaDecoderLayerImpl& layer) {
             load_llama_layer(index, layer, report);
+            // Quantized as soon as it is loaded, so that one layer's float weights at most are
+            // in memory besides the int8 ones (a 7B model's would be 27 GB in f32).
+            if (int8) layer.quantize_int8();
         });
     }
     const std::vector<ComponentRef> refs = m->component_refs();
@@ -237,11 +315,8 @@ std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
     if ((m->device.is_cuda() || gpu_kernels_emulated()) && !keep_separate && !int8)
         m->llama->merge_projections();
     if (int8) {
-        constexpr double from = 0.9, to = 0.99;
-        m->llama->quantize_int8([&](int64_t done, int64_t total) {
-            progress("quantizing the language model to int8",
-                     from + (to - from) * double(done) / std::max<int64_t>(1, total));
-        });
+        progress("quantizing the language model's head to int8", 0.95);
+        m->llama->quantize_int8(); // lm_head and the flag: the layers were quantized as loaded
     }
     progress("ready", 1.0);
     return m;

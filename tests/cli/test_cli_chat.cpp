@@ -23,6 +23,14 @@ size_t count(const std::string& text, const std::string& needle) {
     return n;
 }
 
+// Shell lines that start `chat` in the background reading the fifo `in` (its pid in $pid) and
+// keep fd 3 open on the fifo as a writer that stays: chat waits for the lines written there.
+std::string chat_on_fifo(const std::string& chat, const std::string& in, const std::string& out,
+                         const std::string& err) {
+    return "mkfifo " + in + "\n" + chat + " < " + in + " > " + out + " 2> " + err + " &\n" +
+           "pid=$!\n" + "exec 3> " + in + "\n";
+}
+
 } // namespace
 
 TEST(CliChat, ScriptedConversation) {
@@ -106,11 +114,7 @@ TEST(CliChat, CtrlCAtThePromptLeavesWithCode3) {
     const std::string in = dir + "/in", err = dir + "/err", script = dir + "/run.sh";
     const std::string chat = test::bin_path("glamm") + " chat" + model_args() + " --image " +
                              test::tiny_case_path("gcg.png");
-    std::string lines;
-    lines += "mkfifo " + in + "\n";
-    lines += chat + " < " + in + " 2> " + err + " &\n";
-    lines += "pid=$!\n";
-    lines += "exec 3> " + in + "\n"; // a writer that stays: chat waits for its first line
+    std::string lines = chat_on_fifo(chat, in, "/dev/null", err);
     lines += "for i in $(seq 600); do grep -q '^image ' " + err + " && break; sleep 0.1; done\n";
     lines += "for i in $(seq 100); do kill -INT $pid 2>/dev/null || break; sleep 0.2; done\n";
     lines += "kill -KILL $pid 2>/dev/null\n";
@@ -133,11 +137,7 @@ TEST(CliChat, CtrlCDuringAnAnswerStopsItAndTheLoopGoesOn) {
                       script = dir + "/run.sh";
     const std::string chat   = test::bin_path("glamm") + " chat" + model_args() + " --image " +
                              test::tiny_case_path("gcg.png") + " --max-new-tokens 100000";
-    std::string lines;
-    lines += "mkfifo " + in + "\n";
-    lines += chat + " < " + in + " > " + out + " 2> " + err + " &\n";
-    lines += "pid=$!\n";
-    lines += "exec 3> " + in + "\n";
+    std::string lines = chat_on_fifo(chat, in, out, err);
     lines += "echo 'describe the image' >&3\n";
     lines += "for i in $(seq 600); do [ -s " + out + " ] && break; sleep 0.1; done\n";
     lines += "kill -INT $pid\n";

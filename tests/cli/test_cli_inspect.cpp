@@ -64,6 +64,18 @@ TEST(CliInspect, SaysWhenTheLanguageModelIsInt8AndRefusesOtherQuantizations) {
         << r.err;
 }
 
+// A load that does not fit is a clear error (exit 1) before anything is built; the override of
+// the memory figure is what makes the tiny model "not fit" here.
+TEST(CliInspect, RefusesAModelTheMemoryCannotHold) {
+    const std::string inspect = test::bin_path("glamm") + " inspect " + test::tiny_model_dir();
+    auto r                    = test::run_command("GLAMM_MEMORY_LIMIT_MB=1 " + inspect);
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("in f32 the weights need"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("GLAMM_MEMORY_LIMIT_MB=0 skips this check"), std::string::npos) << r.err;
+    r = test::run_command("GLAMM_MEMORY_LIMIT_MB=0 " + inspect);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
 TEST(CliInspect, ExplainsWhatIsWrongWithAFolder) {
     const std::string dir = test::make_temp_dir("inspect");
     auto r = test::run_command(test::bin_path("glamm") + " inspect " + dir);

@@ -4,6 +4,7 @@
 #include "core/atomic_file.h"
 #include "core/checkpoint.h"
 #include "core/error.h"
+#include "core/memory.h"
 #include "core/safetensors.h"
 #include "io/image_file.h"
 #include "language/generation.h"
@@ -677,8 +678,38 @@ TEST(ModelLoad, ReportsProgressAndStopsWhenAsked) {
 // 519): per layer q, k, v, o 4 · (160 · 160 + 4 · 160) + gate, up 2 · (320 · 160 + 4 · 320) +
 // down 160 · 320 + 4 · 160 = 261 760; lm_head 519 · 160 + 4 · 519 = 85 116; in all 2 · 261 760 +
 // 85 116 = 608 636, against 4 · (2 · 256 000 + 83 040) = 2 380 160 in f32.
+// A load the memory cannot hold is refused before anything is built, with what it needs: in f32
+// every weight of the tiny release (stored in bf16) is converted, 4 bytes each; in bf16 only the
+// vision tower (stored in f32) would be.
+TEST(ModelLoad, RefusesALoadTheMemoryCannotHoldAndSaysWhatItNeeds) {
+    ModelOptions options   = tiny_options(test::tiny_model_dir());
+    int64_t glamm_elements = 0, clip_elements = 0;
+    const auto model = Model::load(options);
+    for (const ComponentInfo& c : model->impl().components)
+        (c.name == "clip_vision" ? clip_elements : glamm_elements) += c.parameters;
+
+    setenv("GLAMM_MEMORY_LIMIT_MB", "1", 1);
+    std::string message;
+    try {
+        Model::load(options);
+    } catch (const Error& e) {
+        message = e.what();
+    }
+    unsetenv("GLAMM_MEMORY_LIMIT_MB");
+    EXPECT_NE(message.find("in f32 the weights need " + format_bytes(glamm_elements * 4)),
+              std::string::npos)
+        << message;
+    EXPECT_NE(message.find("but 1 MB are free (GLAMM_MEMORY_LIMIT_MB)"), std::string::npos)
+        << message;
+    EXPECT_NE(message.find("--dtype bf16 would need " + format_bytes(clip_elements * 2)),
+              std::string::npos)
+        << message;
+    EXPECT_NE(message.find(test::tiny_model_dir()), std::string::npos) << message;
+}
+
 TEST(ModelLoad, QuantizingReportsEachLayerAndStopsWhenAsked) {
-    const std::string stage = "quantizing the language model to int8";
+    // The layers are quantized as they load (one layer's float weights at a time).
+    const std::string stage = "loading weights, the language model's linears to int8";
     ModelOptions options    = tiny_options(test::tiny_model_dir());
     EXPECT_EQ(Model::load(options)->impl().llama->decode_weight_bytes(), 2380160);
 
@@ -691,7 +722,13 @@ TEST(ModelLoad, QuantizingReportsEachLayerAndStopsWhenAsked) {
     const auto& llama = model->impl().llama;
     EXPECT_TRUE(llama->quantized());
     EXPECT_EQ(llama->decode_weight_bytes(), 608636);
-    EXPECT_EQ(quantizing.size(), static_cast<size_t>(llama->config().num_hidden_layers + 1));
+    for (const auto& layer : *llama->model->layers) { // every layer, lm_head below
+        const auto* attention = layer->as<LlamaDecoderLayer>()->self_attn.get();
+        EXPECT_TRUE(attention->q_int8.defined());
+        EXPECT_EQ(attention->q_proj->weight.numel(), 0); // its float copy freed
+    }
+    EXPECT_TRUE(llama->lm_head_int8.defined());
+    EXPECT_GE(quantizing.size(), static_cast<size_t>(llama->config().num_hidden_layers));
     EXPECT_TRUE(std::is_sorted(quantizing.begin(), quantizing.end()));
 
     bool quantizing_began = false;
