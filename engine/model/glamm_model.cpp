@@ -133,10 +133,17 @@ ComponentInfo describe_component(const std::string& name, const std::string& pre
                                  torch::nn::Module& module, const Checkpoint& checkpoint) {
     ComponentInfo info{name, prefix, 0, {}};
     for (const auto& p : module.named_parameters()) {
-        info.parameters += p.value().numel();
         const std::string key = prefix + p.key();
-        if (checkpoint.contains(key))
-            ++info.stored_dtypes[dtype_name(checkpoint.stored(key).dtype)];
+        if (!checkpoint.contains(key)) {
+            info.parameters += p.value().numel();
+            continue;
+        }
+        // The release's count: a weight --quantize int8 replaced is empty in the module by now.
+        const StoredTensor& stored = checkpoint.stored(key);
+        int64_t numel              = 1;
+        for (int64_t size : stored.shape) numel *= size;
+        info.parameters += numel;
+        ++info.stored_dtypes[dtype_name(stored.dtype)];
     }
     // Stored buffers (SAM's positional-encoding matrix) are weights too.
     for (const auto& b : module.named_buffers()) {
