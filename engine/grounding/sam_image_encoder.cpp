@@ -54,8 +54,9 @@ struct SamAttentionImpl : torch::nn::Module {
         rel_pos_w = register_parameter("rel_pos_w", at::zeros({2 * input_size - 1, head_dim}));
     }
 
-    // x [B, H, W, E] -> [B, H, W, E]; score blocks of at most `chunk_bytes` (at least one head).
-    at::Tensor forward(const at::Tensor& x, int64_t chunk_bytes) {
+    // x [B, H, W, E] -> [B, H, W, E]; score blocks of at most `chunk_bytes` (at least one head),
+    // `should_abort` asked between two of them (a global block is the encoder's longest step).
+    at::Tensor forward(const at::Tensor& x, int64_t chunk_bytes, const ShouldAbort& should_abort) {
         const int64_t B = x.size(0), H = x.size(1), W = x.size(2), T = H * W;
         // [3, B*heads, T, c]
         at::Tensor qkv_all = qkv(x).reshape({B, T, 3, num_heads, -1}).permute({2, 0, 3, 1, 4});
@@ -71,6 +72,7 @@ struct SamAttentionImpl : torch::nn::Module {
         const int64_t chunk = std::max<int64_t>(1, chunk_bytes / std::max<int64_t>(bytes, 1));
         std::vector<at::Tensor> outputs;
         for (int64_t start = 0; start < rows; start += chunk) {
+            if (start > 0) stop_if_asked(should_abort, "the SAM image encoder");
             const int64_t end = std::min(rows, start + chunk), n = end - start;
             at::Tensor qc = q.slice(0, start, end); // [n, T, c]
             at::Tensor kc = k.slice(0, start, end);
@@ -130,7 +132,8 @@ struct SamBlockImpl : torch::nn::Module {
         mlp   = register_module("mlp", SamEncoderMlp(c.embed_dim, c.mlp_dim()));
     }
 
-    at::Tensor forward(const at::Tensor& x, int64_t chunk_bytes) { // [1, G, G, E] -> [1, G, G, E]
+    // [1, G, G, E] -> [1, G, G, E]
+    at::Tensor forward(const at::Tensor& x, int64_t chunk_bytes, const ShouldAbort& should_abort) {
         const at::Tensor& residual = x;
         at::Tensor hidden          = norm1(x);
         if (window_size > 0) {
@@ -145,14 +148,14 @@ struct SamBlockImpl : torch::nn::Module {
             hidden = hidden.view({B, Hp / ws, ws, Wp / ws, ws, E})
                          .permute({0, 1, 3, 2, 4, 5})
                          .reshape({-1, ws, ws, E}); // [B*nWin, ws, ws, E]
-            hidden = attn->forward(hidden, chunk_bytes);
+            hidden = attn->forward(hidden, chunk_bytes, should_abort);
             // ref: window_unpartition — reassemble, crop the padding
             hidden = hidden.view({B, Hp / ws, Wp / ws, ws, ws, E})
                          .permute({0, 1, 3, 2, 4, 5})
                          .reshape({B, Hp, Wp, E});
             hidden = hidden.slice(1, 0, H).slice(2, 0, W);
         } else {
-            hidden = attn->forward(hidden, chunk_bytes);
+            hidden = attn->forward(hidden, chunk_bytes, should_abort);
         }
         at::Tensor out = residual + hidden;
         return out + mlp(norm2(out));
@@ -217,7 +220,8 @@ at::Tensor SamImageEncoderImpl::forward(const at::Tensor& pixels,
     hidden            = hidden + pos_embed; // [B, G, G, E]
     for (size_t i = 0; i < blocks->size(); ++i) {
         stop_if_asked(should_abort, "the SAM image encoder");
-        hidden = blocks[i]->as<SamBlockImpl>()->forward(hidden, attention_chunk_bytes);
+        hidden =
+            blocks[i]->as<SamBlockImpl>()->forward(hidden, attention_chunk_bytes, should_abort);
         if (block_outputs) block_outputs->push_back(hidden);
     }
     return neck->forward(hidden.permute({0, 3, 1, 2}).contiguous()); // [B, D, G, G]

@@ -40,15 +40,17 @@ struct SamImageEncoderImpl : torch::nn::Module {
     // pixels: [1, 3, img_size, img_size], already normalised with pixel_mean/std and zero-padded
     // bottom/right (any dtype; cast to the module's dtype). Returns [1, D, G, G] in the module's
     // dtype. When `block_outputs` is given, the output of every block ([1, G, G, E]) is appended to
-    // it (for bisecting against the reference). `should_abort` is asked before each block (a stop
-    // throws Cancelled).
+    // it (for bisecting against the reference). `should_abort` is asked before each block and
+    // between two chunks of attention heads (attention_chunk_bytes); a stop throws Cancelled.
     at::Tensor forward(const at::Tensor& pixels, std::vector<at::Tensor>* block_outputs = nullptr,
                        const ShouldAbort& should_abort = {});
 
     // Upper bound on one block of attention scores [heads, T, T] in bytes: global attention over
     // ViT-H's 64×64 tokens would otherwise hold 16 × 4096² scores at once, so heads are processed
-    // in chunks of this size (at least one head per chunk). Results do not depend on it.
-    int64_t attention_chunk_bytes = int64_t{1} << 28; // 256 MiB
+    // in chunks of this size (at least one head per chunk), and a stop is honoured between two.
+    // Results do not depend on it. 64 MiB: two heads of ViT-H's global attention in bf16 (a
+    // global block took ~5 s on two CPU cores, the longest wait for a Stop, docs/benchmarks.md).
+    int64_t attention_chunk_bytes = int64_t{1} << 26;
 
     SamConfig config;
     torch::nn::Conv2d patch_proj{

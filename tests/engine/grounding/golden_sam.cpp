@@ -3,6 +3,7 @@
 // and strict accounting of every model.grounding_encoder.* key.
 #include "core/checkpoint.h"
 #include "core/config.h"
+#include "core/error.h"
 #include "grounding/mask_postprocess.h"
 #include "grounding/sam_image_encoder.h"
 #include "grounding/sam_mask_decoder.h"
@@ -14,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/nn/module.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -166,6 +168,41 @@ TEST(GoldenSam, EndToEndMatches) {
     const double agree = mask_agreement(binarize_masks(logits), gcg().at("masks"));
     std::printf("  masks (chain)                agreement %.4f%%\n", 100.0 * agree);
     EXPECT_GE(agree, 0.995);
+}
+
+// A stop is asked before each block and between two chunks of attention heads (a global block is
+// the encoder's longest step at real size). With one head (row) per chunk: windowed blocks have
+// (windows × heads) rows, global ones `heads`; a stop asked inside the first global block ends the
+// forward there.
+TEST(GoldenSam, AStopIsAskedBetweenTwoChunksOfHeads) {
+    torch::NoGradGuard no_grad;
+    SamModules& m                  = modules();
+    const SamConfig& c             = m.config.grounding_encoder;
+    const at::Tensor pixels        = sam_input(gcg().at("sam_resized_image"), c);
+    const int64_t windows_per_side = (c.grid_size() + c.window_size - 1) / c.window_size;
+    int64_t expected = 0, first_global_ask = -1;
+    for (int64_t block = 0; block < c.depth; ++block) {
+        const bool global = std::find(c.global_attn_indexes.begin(), c.global_attn_indexes.end(),
+                                      block) != c.global_attn_indexes.end();
+        if (global && first_global_ask < 0) first_global_ask = expected + 1; // after its own ask
+        const int64_t rows =
+            global ? c.num_heads : windows_per_side * windows_per_side * c.num_heads;
+        expected += 1 + (rows - 1);
+    }
+    ASSERT_GE(first_global_ask, 0) << "the tiny SAM has no global block";
+
+    const int64_t budget                   = m.image_encoder->attention_chunk_bytes;
+    m.image_encoder->attention_chunk_bytes = 1;
+    int64_t asks                           = 0;
+    m.image_encoder->forward(pixels, nullptr, [&] { return ++asks, false; });
+    EXPECT_EQ(asks, expected);
+
+    asks = 0;
+    EXPECT_THROW(
+        m.image_encoder->forward(pixels, nullptr, [&] { return ++asks > first_global_ask; }),
+        Cancelled);
+    EXPECT_EQ(asks, first_global_ask + 1);
+    m.image_encoder->attention_chunk_bytes = budget;
 }
 
 // The same modules in bfloat16 (the dtype of real releases): every step runs in bf16 and lands
