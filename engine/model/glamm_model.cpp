@@ -31,18 +31,10 @@ int64_t parameter_bytes(const torch::nn::Module& module) {
     return bytes;
 }
 
-// The bytes the checkpoint's tensors outside `skip_prefix` take in `dtype`: the load's progress
-// total, known before the model is built.
-int64_t stored_bytes(const Checkpoint& checkpoint, const std::string& skip_prefix,
-                     at::ScalarType dtype) {
-    int64_t elements = 0;
-    for (const std::string& name : checkpoint.names()) {
-        if (name.rfind(skip_prefix, 0) == 0) continue;
-        int64_t n = 1;
-        for (int64_t size : checkpoint.stored(name).shape) n *= size;
-        elements += n;
-    }
-    return elements * static_cast<int64_t>(c10::elementSize(dtype));
+int64_t stored_numel(const StoredTensor& stored) {
+    int64_t numel = 1;
+    for (int64_t size : stored.shape) numel *= size;
+    return numel;
 }
 
 // The memory a load allocates beyond the mapped files, for the tensors `loaded` selects: each
@@ -56,8 +48,7 @@ int64_t load_allocation_bytes(const Checkpoint& checkpoint,
     for (const std::string& name : checkpoint.names()) {
         if (!loaded(name)) continue;
         const StoredTensor& stored = checkpoint.stored(name);
-        int64_t numel              = 1;
-        for (int64_t size : stored.shape) numel *= size;
+        const int64_t numel        = stored_numel(stored);
         if (int8 && is_int8_quantized_key(name) && stored.shape.size() == 2)
             bytes += numel + stored.shape[0] * static_cast<int64_t>(sizeof(float));
         else if (!shared || to_scalar_type(stored.dtype) != dtype)
@@ -74,6 +65,9 @@ at::ScalarType build_dtype_for(at::ScalarType dtype) {
 
 // GLaMM releases may hold the CLIP tower's weights too; the engine reads them from its folder.
 constexpr char kVisionTowerKeys[] = "model.vision_tower.";
+bool in_glamm_checkpoint(const std::string& name) {
+    return name.rfind(kVisionTowerKeys, 0) != 0;
+}
 
 // Refuses a load the memory cannot hold before anything is allocated (rather than the OOM killer
 // ending the process minutes later), saying what it needs, what is free and what the settings
@@ -86,11 +80,8 @@ void check_load_memory(const GlammModel& m, const Checkpoint& checkpoint,
     auto needed                   = [&](at::ScalarType dtype, bool quantize) {
         const at::ScalarType build = build_dtype_for(dtype);
         const bool shared          = m.device.is_cpu();
-        auto in_glamm              = [](const std::string& name) {
-            return name.rfind(kVisionTowerKeys, 0) != 0;
-        };
         auto in_clip = [&](const std::string& name) { return name.rfind(clip_prefix, 0) == 0; };
-        return load_allocation_bytes(checkpoint, in_glamm, build, shared, quantize) +
+        return load_allocation_bytes(checkpoint, in_glamm_checkpoint, build, shared, quantize) +
                load_allocation_bytes(clip_checkpoint, in_clip, build, shared, false);
     };
     const int64_t bytes = needed(m.dtype, int8);
@@ -140,9 +131,7 @@ ComponentInfo describe_component(const std::string& name, const std::string& pre
         }
         // The release's count: a weight --quantize int8 replaced is empty in the module by now.
         const StoredTensor& stored = checkpoint.stored(key);
-        int64_t numel              = 1;
-        for (int64_t size : stored.shape) numel *= size;
-        info.parameters += numel;
+        info.parameters += stored_numel(stored);
         ++info.stored_dtypes[dtype_name(stored.dtype)];
     }
     // Stored buffers (SAM's positional-encoding matrix) are weights too.
@@ -249,10 +238,8 @@ std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
         m->config.region_encoder.pos_embed_dim = shape[0];
     }
 
-    with_context("loading " + m->model_dir, [&] {
-        check_load_memory(*m, checkpoint, clip_checkpoint, int8);
-        return 0;
-    });
+    with_context("loading " + m->model_dir,
+                 [&] { check_load_memory(*m, checkpoint, clip_checkpoint, int8); });
 
     const std::string weights_stage =
         int8 ? "loading weights, the language model's linears to int8" : "loading weights";
@@ -267,8 +254,10 @@ std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
     const at::ScalarType build_dtype = build_dtype_for(m->dtype);
     LoadReport report(checkpoint);
     report.share_stored_tensors(m->device.is_cpu());
-    report.on_each_tensor(weights_progress(
-        weights_stage, 0.15, 0.8, stored_bytes(checkpoint, kVisionTowerKeys, build_dtype)));
+    // The total is what the tensors take in the module dtype (the model is not built yet).
+    const int64_t total = load_allocation_bytes(checkpoint, in_glamm_checkpoint, build_dtype,
+                                                /*shared=*/false, /*int8=*/false);
+    report.on_each_tensor(weights_progress(weights_stage, 0.15, 0.8, total));
     report.ignore(kVisionTowerKeys); // CLIP is a separate download (spec §1.3)
     {
         // Each decoder layer is loaded as soon as it is built, so that its default
