@@ -25,12 +25,6 @@ namespace {
 // Loading progress is reported at most once per this fraction of the weights.
 constexpr double kProgressStep = 0.01;
 
-int64_t parameter_bytes(const torch::nn::Module& module) {
-    int64_t bytes = 0;
-    for (const auto& p : module.parameters()) bytes += static_cast<int64_t>(p.nbytes());
-    return bytes;
-}
-
 int64_t stored_numel(const StoredTensor& stored) {
     int64_t numel = 1;
     for (int64_t size : stored.shape) numel *= size;
@@ -69,6 +63,13 @@ bool in_glamm_checkpoint(const std::string& name) {
     return name.rfind(kVisionTowerKeys, 0) != 0;
 }
 
+// The tensor names under `prefix` (a checkpoint's keys of one component).
+std::function<bool(const std::string&)> under(std::string prefix) {
+    return [prefix = std::move(prefix)](const std::string& name) {
+        return name.rfind(prefix, 0) == 0;
+    };
+}
+
 // Refuses a load the memory cannot hold before anything is allocated (rather than the OOM killer
 // ending the process minutes later), saying what it needs, what is free and what the settings
 // that need less would need.
@@ -80,9 +81,8 @@ void check_load_memory(const GlammModel& m, const Checkpoint& checkpoint,
     auto needed                   = [&](at::ScalarType dtype, bool quantize) {
         const at::ScalarType build = build_dtype_for(dtype);
         const bool shared          = m.device.is_cpu();
-        auto in_clip = [&](const std::string& name) { return name.rfind(clip_prefix, 0) == 0; };
         return load_allocation_bytes(checkpoint, in_glamm_checkpoint, build, shared, quantize) +
-               load_allocation_bytes(clip_checkpoint, in_clip, build, shared, false);
+               load_allocation_bytes(clip_checkpoint, under(clip_prefix), build, shared, false);
     };
     const int64_t bytes = needed(m.dtype, int8);
     if (bytes <= budget.bytes) return;
@@ -283,11 +283,13 @@ std::unique_ptr<GlammModel> GlammModel::load(const ModelOptions& options) {
     m->ignored_keys = report.ignored_keys();
 
     progress("loading the vision tower", 0.8);
+    const std::string clip_prefix = clip_vision_prefix(clip_checkpoint);
     LoadReport clip_report(clip_checkpoint);
     clip_report.share_stored_tensors(m->device.is_cpu());
-    clip_report.on_each_tensor(
-        weights_progress("loading the vision tower", 0.8, 0.9, parameter_bytes(*m->clip)));
-    const std::string clip_prefix = clip_vision_prefix(clip_checkpoint);
+    clip_report.on_each_tensor(weights_progress(
+        "loading the vision tower", 0.8, 0.9,
+        load_allocation_bytes(clip_checkpoint, under(clip_prefix), build_dtype, /*shared=*/false,
+                              /*int8=*/false)));
     // A full CLIPModel checkpoint also holds the text tower and projections GLaMM never uses.
     for (const char* unused :
          {"text_model.", "logit_scale", "visual_projection.", "text_projection."})
