@@ -1,6 +1,7 @@
 // glamm-studio: composes the main window and runs the Qt event loop. The scriptable start
 // (--model … --image … --prompt … --answer … --screenshot … --quit) drives the window through its
 // public API for demos, docs and tests.
+#include "core/memory.h"
 #include "ui/image_canvas.h"
 #include "ui/main_window.h"
 #include "ui/phrase_list_model.h"
@@ -50,6 +51,12 @@ int main(int argc, char** argv) {
     QApplication::setApplicationVersion(GLAMM_VERSION);
     QApplication::setDesktopFileName("org.glammstudio.GlammStudio");
     registerStudioTypes();
+    try {
+        // The engine's tensors of one size come again with every box and token: kept in the heap.
+        glamm::keep_freed_memory(glamm::FreedMemory::kept_up_to_32mb);
+    } catch (const std::exception& e) { // a bad GLAMM_ALLOCATOR: the C library's defaults stay
+        std::fprintf(stderr, "glamm-studio: %s\n", e.what());
+    }
 
     QCommandLineParser parser;
     parser.setApplicationDescription("Grounded image chat with GLaMM");

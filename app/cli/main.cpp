@@ -1,5 +1,6 @@
 // `glamm`: the command-line face of the engine. Each subcommand lives in its own cmd_*.cpp.
 #include "cli/command.h"
+#include "core/memory.h"
 
 #include <cstdio>
 #include <exception>
@@ -43,6 +44,9 @@ int main(int argc, char** argv) {
             return 0;
         }
     try {
+        // Inference allocates tensors of the same sizes again and again (each box, each token):
+        // kept in the heap instead of faulted in afresh (`glamm train` keeps every block).
+        glamm::keep_freed_memory(glamm::FreedMemory::kept_up_to_32mb);
         return it->second.run(rest);
     } catch (const glamm::cli::UsageError& e) {
         std::fprintf(stderr, "glamm %s: %s\n%s\n", args[0].c_str(), e.what(), it->second.usage.c_str());

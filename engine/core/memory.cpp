@@ -7,6 +7,10 @@
 #include <fstream>
 #include <sstream>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 namespace glamm {
 
 namespace {
@@ -78,6 +82,60 @@ MemoryBudget available_memory() {
             budget = {std::max<int64_t>(0, max - now), "this cgroup's memory.max"};
     }
     return budget;
+}
+
+FreedMemory keep_freed_memory(FreedMemory policy) {
+    if (const char* name = std::getenv("GLAMM_ALLOCATOR")) {
+        const std::string text = name;
+        if (text == "returned")
+            policy = FreedMemory::returned;
+        else if (text == "kept_up_to_32mb")
+            policy = FreedMemory::kept_up_to_32mb;
+        else if (text == "kept")
+            policy = FreedMemory::kept;
+        else
+            fail("GLAMM_ALLOCATOR must be returned, kept_up_to_32mb or kept, got \"", text, "\"");
+    }
+    if (const char* tunables = std::getenv("GLIBC_TUNABLES");
+        tunables && std::string(tunables).find("glibc.malloc.") != std::string::npos)
+        return FreedMemory::returned;
+#ifdef __GLIBC__
+    // glibc's documented defaults (mallopt(3)); setting them ends the adaptive threshold, which is
+    // what `returned` after another policy can do at best.
+    constexpr int kDefaultMmapThreshold = 128 * 1024;
+    constexpr int kDefaultTrimThreshold = 128 * 1024;
+    constexpr int kDefaultMmapMax       = 65536;
+    // The largest threshold glibc accepts on 64-bit systems (DEFAULT_MMAP_THRESHOLD_MAX).
+    constexpr int kMaxMmapThreshold = 32 * 1024 * 1024;
+    constexpr int kKeptHeapTop      = 1024 * 1024 * 1024;
+    static bool tuned               = false;
+    switch (policy) {
+    case FreedMemory::returned:
+        if (!tuned) break; // the defaults, adaptive threshold included, are still in place
+        mallopt(M_MMAP_MAX, kDefaultMmapMax);
+        mallopt(M_MMAP_THRESHOLD, kDefaultMmapThreshold);
+        mallopt(M_TRIM_THRESHOLD, kDefaultTrimThreshold);
+        break;
+    case FreedMemory::kept_up_to_32mb:
+        mallopt(M_MMAP_MAX, kDefaultMmapMax);
+        mallopt(M_MMAP_THRESHOLD, kMaxMmapThreshold);
+        mallopt(M_TRIM_THRESHOLD, kKeptHeapTop);
+        tuned = true;
+        break;
+    case FreedMemory::kept:
+        mallopt(M_MMAP_MAX, 0);
+        mallopt(M_TRIM_THRESHOLD, -1); // -1: never trim (mallopt(3))
+        tuned = true;
+        break;
+    }
+#endif
+    return policy;
+}
+
+void release_free_heap() {
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
 }
 
 std::string format_bytes(int64_t bytes) {

@@ -75,6 +75,7 @@ std::function<bool(const std::string&)> under(std::string prefix) {
 // that need less would need.
 void check_load_memory(const GlammModel& m, const Checkpoint& checkpoint,
                        const Checkpoint& clip_checkpoint, bool int8) {
+    release_free_heap(); // what this process holds free (an earlier model's tensors) is available
     const MemoryBudget budget = available_memory();
     if (budget.bytes < 0) return;
     const std::string clip_prefix = clip_vision_prefix(clip_checkpoint);

@@ -1,11 +1,16 @@
 // The memory budget a model load is checked against: /proc/meminfo parsed, the override, and the
-// byte counts messages print.
+// byte counts messages print; what the allocator keeps of freed memory.
 #include "core/error.h"
 #include "core/memory.h"
 
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <cstring>
+
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 namespace glamm {
 namespace {
@@ -52,6 +57,75 @@ TEST(Memory, BytesAsPeopleReadThem) {
     EXPECT_EQ(format_bytes(1'000'000'000), "1.0 GB");
     EXPECT_EQ(format_bytes(27'040'000'000), "27.0 GB");
 }
+
+#ifdef __GLIBC__
+constexpr size_t kMiB = 1024 * 1024;
+
+// Called through volatile pointers: the compiler may not drop a malloc whose block is only freed.
+void* (*volatile allocate)(size_t) = std::malloc;
+void (*volatile release)(void*)    = std::free;
+
+// Whether malloc maps a block of `bytes` on its own (rather than serving it from its heap), with
+// the heap's free top given back first so that it cannot serve the block by chance.
+bool block_is_mapped(size_t bytes) {
+    release_free_heap();
+    const size_t before = mallinfo2().hblkhd;
+    void* block         = allocate(bytes);
+    const bool mapped   = mallinfo2().hblkhd >= before + bytes;
+    release(block);
+    return mapped;
+}
+
+// Sets an environment variable for one scope.
+struct ScopedEnv {
+    ScopedEnv(const char* name, const char* value) : name(name) { setenv(name, value, 1); }
+    ~ScopedEnv() { unsetenv(name); }
+    const char* name;
+};
+
+TEST(Memory, KeptUpTo32MbServesSmallerBlocksFromTheHeapAndMapsLargerOnes) {
+    ASSERT_TRUE(block_is_mapped(16 * kMiB)); // glibc's default threshold: 128 KiB
+    EXPECT_EQ(keep_freed_memory(FreedMemory::kept_up_to_32mb), FreedMemory::kept_up_to_32mb);
+    EXPECT_FALSE(block_is_mapped(16 * kMiB));
+    EXPECT_TRUE(block_is_mapped(64 * kMiB));
+    EXPECT_EQ(keep_freed_memory(FreedMemory::returned), FreedMemory::returned);
+    EXPECT_TRUE(block_is_mapped(16 * kMiB));
+}
+
+TEST(Memory, KeptServesEveryBlockFromTheHeapAndKeepsItUntilReleased) {
+    EXPECT_EQ(keep_freed_memory(FreedMemory::kept), FreedMemory::kept);
+    EXPECT_FALSE(block_is_mapped(64 * kMiB));
+    void* block = allocate(64 * kMiB);
+    std::memset(block, 1, 64 * kMiB);
+    const size_t heap = mallinfo2().arena;
+    release(block);
+    EXPECT_EQ(mallinfo2().arena, heap); // not trimmed
+    EXPECT_GE(mallinfo2().fordblks, 64 * kMiB);
+    release_free_heap();
+    EXPECT_LE(mallinfo2().arena + 60 * kMiB, heap); // less the heap's top pad
+    keep_freed_memory(FreedMemory::returned);
+}
+
+TEST(Memory, TheEnvironmentOverridesThePolicyAndTunablesStayInCharge) {
+    {
+        ScopedEnv allocator("GLAMM_ALLOCATOR", "kept");
+        EXPECT_EQ(keep_freed_memory(FreedMemory::kept_up_to_32mb), FreedMemory::kept);
+        EXPECT_FALSE(block_is_mapped(64 * kMiB));
+    }
+    {
+        ScopedEnv allocator("GLAMM_ALLOCATOR", "returned");
+        EXPECT_EQ(keep_freed_memory(FreedMemory::kept), FreedMemory::returned);
+        EXPECT_TRUE(block_is_mapped(16 * kMiB));
+    }
+    {
+        ScopedEnv allocator("GLAMM_ALLOCATOR", "jemalloc");
+        EXPECT_THROW(keep_freed_memory(FreedMemory::kept), Error);
+    }
+    ScopedEnv tunables("GLIBC_TUNABLES", "glibc.malloc.mmap_max=0");
+    EXPECT_EQ(keep_freed_memory(FreedMemory::kept), FreedMemory::returned);
+    EXPECT_TRUE(block_is_mapped(16 * kMiB)); // not kept: the tunables' settings stand
+}
+#endif
 
 } // namespace
 } // namespace glamm
