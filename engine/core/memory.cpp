@@ -102,12 +102,12 @@ FreedMemory keep_freed_memory(FreedMemory policy) {
 #ifdef __GLIBC__
     // glibc's documented defaults (mallopt(3)); setting them ends the adaptive threshold, which is
     // what `returned` after another policy can do at best.
-    constexpr int kDefaultMmapThreshold = 128 * 1024;
-    constexpr int kDefaultTrimThreshold = 128 * 1024;
+    constexpr int kDefaultMmapThreshold = 128 * kKiB;
+    constexpr int kDefaultTrimThreshold = 128 * kKiB;
     constexpr int kDefaultMmapMax       = 65536;
     // The largest threshold glibc accepts on 64-bit systems (DEFAULT_MMAP_THRESHOLD_MAX).
-    constexpr int kMaxMmapThreshold = 32 * 1024 * 1024;
-    constexpr int kKeptHeapTop      = 1024 * 1024 * 1024;
+    constexpr int kMaxMmapThreshold = 32 * kKiB * kKiB;
+    constexpr int kKeptHeapTop      = kKiB * kKiB * kKiB;
     static bool tuned               = false;
     switch (policy) {
     case FreedMemory::returned:
