@@ -5,6 +5,7 @@
 #include "core/error.h"
 
 #include <ATen/core/Tensor.h>
+#include <cstdlib>
 #include <gtest/gtest.h>
 
 #include <initializer_list>
@@ -25,6 +26,15 @@ std::string bin_path(const std::string& name);
 // A fresh empty folder under the system temp dir, removed when the test program exits normally
 // (GLAMM_KEEP_TEST_DIRS=1 keeps them to inspect).
 std::string make_temp_dir(const std::string& tag);
+// Sets an environment variable for one scope and unsets it after (the engine reads GLAMM_* on use).
+struct ScopedEnv {
+    ScopedEnv(const char* name, const char* value) : name(name) { setenv(name, value, 1); }
+    ~ScopedEnv() { unsetenv(name); }
+    ScopedEnv(const ScopedEnv&)            = delete;
+    ScopedEnv& operator=(const ScopedEnv&) = delete;
+    const char* name;
+};
+
 // The process's resident pages mapped from files, in kB (/proc/self/status RssFile).
 long resident_file_kb();
 

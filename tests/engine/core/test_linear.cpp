@@ -3,6 +3,7 @@
 // weights (Int8Weight): the rounding worked by hand, and each kernel against the dequantized
 // product.
 #include "core/linear.h"
+#include "support/test_support.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -63,16 +64,10 @@ TEST(Linear, OtherDtypesAndGradientsUseAtLinear) {
 
 namespace {
 
-// Sets GLAMM_INT8_KERNEL for the scope (int8_gemv_kernel reads it on every call).
-struct KernelChoice {
-    explicit KernelChoice(const char* name) { setenv("GLAMM_INT8_KERNEL", name, 1); }
-    ~KernelChoice() { unsetenv("GLAMM_INT8_KERNEL"); }
-};
-
 // One row of x through the int8 kernel named `kernel` against the f32 product with the
 // dequantized weight (the same numbers summed in another order), for x in f32 and in bf16.
 void expect_int8_matches_dequantized(const char* kernel, int64_t in, int64_t out, bool bias) {
-    KernelChoice choice(kernel);
+    test::ScopedEnv choice("GLAMM_INT8_KERNEL", kernel); // read on every call
     torch::manual_seed(in * 7 + out);
     const at::Tensor w = torch::randn({out, in});
     const at::Tensor b = bias ? torch::randn({out}) : at::Tensor();
@@ -138,7 +133,7 @@ TEST(Int8Weight, KernelsMatchTheDequantizedProduct) {
         expect_int8_matches_dequantized(kernel, 100, 37, true);    // 100 = 6*16 + 4, 37 = 9*4 + 1
         expect_int8_matches_dequantized(kernel, 7, 5, false);      // shorter than one vector
     }
-    KernelChoice none("none");
+    test::ScopedEnv none("GLAMM_INT8_KERNEL", "none");
     EXPECT_EQ(int8_gemv_kernel(), "none");
 }
 

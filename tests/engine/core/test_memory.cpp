@@ -2,6 +2,7 @@
 // byte counts messages print; what the allocator keeps of freed memory.
 #include "core/error.h"
 #include "core/memory.h"
+#include "support/test_support.h"
 
 #include <gtest/gtest.h>
 
@@ -14,12 +15,6 @@
 
 namespace glamm {
 namespace {
-
-// Sets GLAMM_MEMORY_LIMIT_MB for one scope.
-struct MemoryLimit {
-    explicit MemoryLimit(const char* value) { setenv("GLAMM_MEMORY_LIMIT_MB", value, 1); }
-    ~MemoryLimit() { unsetenv("GLAMM_MEMORY_LIMIT_MB"); }
-};
 
 TEST(Memory, MeminfoAvailableIsMemAvailablePlusSwapFree) {
     const std::string meminfo = "MemTotal:       24576000 kB\n"
@@ -34,17 +29,17 @@ TEST(Memory, MeminfoAvailableIsMemAvailablePlusSwapFree) {
 
 TEST(Memory, TheOverrideReplacesWhatTheSystemSays) {
     {
-        MemoryLimit limit("1500");
+        test::ScopedEnv limit("GLAMM_MEMORY_LIMIT_MB", "1500");
         const MemoryBudget budget = available_memory();
         EXPECT_EQ(budget.bytes, 1500LL * 1000 * 1000);
         EXPECT_EQ(budget.source, "GLAMM_MEMORY_LIMIT_MB");
     }
     {
-        MemoryLimit limit("0"); // no check
+        test::ScopedEnv limit("GLAMM_MEMORY_LIMIT_MB", "0"); // no check
         EXPECT_EQ(available_memory().bytes, -1);
     }
     {
-        MemoryLimit limit("12GB");
+        test::ScopedEnv limit("GLAMM_MEMORY_LIMIT_MB", "12GB");
         EXPECT_THROW(available_memory(), Error);
     }
     EXPECT_GT(available_memory().bytes, 0); // this machine's /proc/meminfo
@@ -76,13 +71,6 @@ bool block_is_mapped(size_t bytes) {
     return mapped;
 }
 
-// Sets an environment variable for one scope.
-struct ScopedEnv {
-    ScopedEnv(const char* name, const char* value) : name(name) { setenv(name, value, 1); }
-    ~ScopedEnv() { unsetenv(name); }
-    const char* name;
-};
-
 TEST(Memory, KeptUpTo32MbServesSmallerBlocksFromTheHeapAndMapsLargerOnes) {
     ASSERT_TRUE(block_is_mapped(16 * kMiB)); // glibc's default threshold: 128 KiB
     EXPECT_EQ(keep_freed_memory(FreedMemory::kept_up_to_32mb), FreedMemory::kept_up_to_32mb);
@@ -108,20 +96,20 @@ TEST(Memory, KeptServesEveryBlockFromTheHeapAndKeepsItUntilReleased) {
 
 TEST(Memory, TheEnvironmentOverridesThePolicyAndTunablesStayInCharge) {
     {
-        ScopedEnv allocator("GLAMM_ALLOCATOR", "kept");
+        test::ScopedEnv allocator("GLAMM_ALLOCATOR", "kept");
         EXPECT_EQ(keep_freed_memory(FreedMemory::kept_up_to_32mb), FreedMemory::kept);
         EXPECT_FALSE(block_is_mapped(64 * kMiB));
     }
     {
-        ScopedEnv allocator("GLAMM_ALLOCATOR", "returned");
+        test::ScopedEnv allocator("GLAMM_ALLOCATOR", "returned");
         EXPECT_EQ(keep_freed_memory(FreedMemory::kept), FreedMemory::returned);
         EXPECT_TRUE(block_is_mapped(16 * kMiB));
     }
     {
-        ScopedEnv allocator("GLAMM_ALLOCATOR", "jemalloc");
+        test::ScopedEnv allocator("GLAMM_ALLOCATOR", "jemalloc");
         EXPECT_THROW(keep_freed_memory(FreedMemory::kept), Error);
     }
-    ScopedEnv tunables("GLIBC_TUNABLES", "glibc.malloc.mmap_max=0");
+    test::ScopedEnv tunables("GLIBC_TUNABLES", "glibc.malloc.mmap_max=0");
     EXPECT_EQ(keep_freed_memory(FreedMemory::kept), FreedMemory::returned);
     EXPECT_TRUE(block_is_mapped(16 * kMiB)); // not kept: the tunables' settings stand
 }

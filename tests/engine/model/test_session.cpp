@@ -688,14 +688,13 @@ TEST(ModelLoad, RefusesALoadTheMemoryCannotHoldAndSaysWhatItNeeds) {
     for (const ComponentInfo& c : model->impl().components)
         (c.name == "clip_vision" ? clip_elements : glamm_elements) += c.parameters;
 
-    setenv("GLAMM_MEMORY_LIMIT_MB", "1", 1);
     std::string message;
     try {
+        test::ScopedEnv limit("GLAMM_MEMORY_LIMIT_MB", "1");
         Model::load(options);
     } catch (const Error& e) {
         message = e.what();
     }
-    unsetenv("GLAMM_MEMORY_LIMIT_MB");
     EXPECT_NE(message.find("in f32 the weights need " + format_bytes(glamm_elements * 4)),
               std::string::npos)
         << message;
