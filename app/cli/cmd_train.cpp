@@ -15,7 +15,7 @@ volatile std::sig_atomic_t g_interrupted = 0;
 
 int run_train(const std::vector<std::string>& argv) {
     Args args(argv, {"resume", "quiet", "print-recipe"},
-              {"config", "out", "steps", "threads", "device", "time-limit", "init"});
+              {"config", "out", "steps", "threads", "device", "time-limit", "init", "init-heads"});
     if (!args.positional().empty()) throw UsageError("unexpected argument " + args.positional()[0]);
     if (args.has("print-recipe")) {
         // The recipe as trained (its base chain merged in), checked, on stdout; nothing is run.
@@ -30,6 +30,7 @@ int run_train(const std::vector<std::string>& argv) {
         config.threads = static_cast<int>(args.get_int("threads", 0, 0, kIntMax));
     if (args.has("device")) config.device = args.require("device");
     if (args.has("init")) config.init = args.require("init");
+    if (args.has("init-heads")) config.init_heads = args.require("init-heads");
     const int64_t max_steps = args.get_int("steps", 0);
     if (max_steps < 0) throw UsageError("--steps must be positive");
     const bool quiet         = args.has("quiet");
@@ -81,7 +82,8 @@ int run_train(const std::vector<std::string>& argv) {
 const Registrar registrar{Command{
     "train", "train GLaMM-Shapes (a small GLaMM) from scratch on synthetic scenes",
     "usage: glamm train --config RECIPE.json --out DIR [--resume] [--steps N] [--threads N]\n"
-    "                   [--device cpu|cuda] [--time-limit SECONDS] [--init DIR] [--quiet]\n"
+    "                   [--device cpu|cuda] [--time-limit SECONDS] [--init DIR]\n"
+    "                   [--init-heads DIR] [--quiet]\n"
     "       glamm train --config RECIPE.json --print-recipe\n\n"
     "Trains the tokenizer (sentencepiece) on the scenes' text, then the whole GLaMM with\n"
     "next-token cross-entropy + mask BCE + DICE. Writes DIR/glamm and DIR/clip (the release\n"
@@ -92,7 +94,9 @@ const Registrar registrar{Command{
     "writes a checkpoint and the release there.\n"
     "--init DIR starts from the weights and tokenizer of DIR/glamm + DIR/clip (a release, a\n"
     "run or a checkpoint, whose training-only heads come too) instead of a fresh\n"
-    "initialisation: a second stage with its own schedule. --print-recipe checks the recipe and\n"
+    "initialisation: a second stage with its own schedule; --init-heads DIR takes those heads\n"
+    "from DIR instead (a release has none: resources/train/heads/ keeps the shipped model's).\n"
+    "--print-recipe checks the recipe and\n"
     "prints it as trained (its base chain merged in), and trains nothing.\n"
     "Recipe format: docs/training.md (resources/train/glamm-shapes.json is the shipped one).",
     run_train}};

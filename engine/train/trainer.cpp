@@ -1142,6 +1142,11 @@ TrainConfig parse_train_config(const std::string& json_text, const std::string& 
     if (j.contains("device")) c.device = j["device"].get<std::string>();
     if (j.contains("threads")) c.threads = j["threads"].get<int>();
     if (j.contains("init")) c.init = j["init"].get<std::string>();
+    if (j.contains("init_heads")) {
+        if (!j.contains("init"))
+            fail(where, ": init_heads gives the heads of a stage's init; the recipe has no init");
+        c.init_heads = j["init_heads"].get<std::string>();
+    }
     if (j.contains("tower_only")) {
         if (!j["tower_only"].is_boolean()) fail(where, ": tower_only must be true or false");
         c.tower_only = j["tower_only"].get<bool>();
@@ -1307,6 +1312,9 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
     const GlammConfig glamm = parse_glamm_config(config.model.dump(), "recipe model");
     check_component_names(glamm, config.frozen, "frozen");
     check_component_names(glamm, config.reinitialise, "reinitialise");
+    if (!config.init_heads.empty() && config.init.empty())
+        fail("init_heads (", config.init_heads,
+             ") gives the heads of a stage's init; there is no init");
     const Paths paths(out_dir);
     fs::create_directories(paths.out);
     nlohmann::json recipe = {
@@ -1319,6 +1327,7 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
         {"steps", config.steps},
         {"batch_size", config.batch_size}};
     if (!config.init.empty()) recipe["init"] = config.init;
+    if (!config.init_heads.empty()) recipe["init_heads"] = config.init_heads;
     // Only when set, so that runs started before the key existed still resume.
     if (config.data.min_objects != 1) recipe["data_min_objects"] = config.data.min_objects;
     // Heads to resume.
@@ -1428,13 +1437,21 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
     for (const auto& [head, file] : heads.files())
         for (const at::Tensor& p : (*head)->parameters()) params.push_back(p);
     if (init && start_checkpoint < 0) {
-        // A checkpoint folder as the init also holds the training-only heads: taking them saves
-        // the stage the first ~100 steps in which fresh heads send large gradients into the trunk.
+        // A checkpoint folder as the init also holds the training-only heads, or init_heads does:
+        // taking them saves the stage the first ~100 steps in which fresh heads send large
+        // gradients into the trunk (stage 12u lost 12 points of region captions to a fresh one).
+        const fs::path heads_dir =
+            config.init_heads.empty() ? init->dir : fs::path(config.init_heads);
+        if (!config.init_heads.empty() && !fs::is_directory(heads_dir))
+            fail("the init_heads folder ", config.init_heads, " does not exist");
         for (const auto& [head, file] : heads.files()) {
-            const fs::path path = init->dir / file;
-            if (!fs::exists(path)) continue;
-            load_archive(*head, path, model->device);
-            message(cat("head ", file, " from ", init->dir.string()));
+            const fs::path path = heads_dir / file;
+            if (fs::exists(path)) {
+                load_archive(*head, path, model->device);
+                message(cat("head ", file, " from ", heads_dir.string()));
+            } else if (!config.init_heads.empty()) {
+                message(cat("head ", file, " starts afresh (not in ", heads_dir.string(), ")"));
+            }
         }
     }
     torch::optim::AdamW optimizer(

@@ -80,6 +80,10 @@ struct TrainConfig {
     // A folder with glamm/ and clip/ (a release or a run) whose weights and tokenizer the training
     // starts from instead of a fresh initialisation (a second stage; empty: from scratch).
     std::string init;
+    // A folder holding the training-only heads (`*_head.pt`) a stage starts from, when they are
+    // not in `init` (a release has none): the heads of the stage a release was trained by, kept
+    // beside its recipe (resources/train/heads/). Empty: `init`'s own, if any.
+    std::string init_heads;
     // Train the vision tower alone, on the losses that read it (patch, object): no language model,
     // projector or SAM in the step, which then costs a fraction of a whole one. A stage that
     // teaches the tower before the rest learns to read it.

@@ -278,6 +278,16 @@ TEST(Trainer, RefusesMisuse) {
     tower_only["data"]["min_objects"] = synth::kMaxObjects + 1;
     test::expect_error([&] { train::parse_train_config(tower_only.dump(), "r.json"); },
                        "r.json: data.min_objects must be at most");
+    // init_heads are the heads of an init: without one they are refused, on reading and in code.
+    tower_only["data"].erase("min_objects");
+    tower_only["init_heads"] = "heads";
+    test::expect_error([&] { train::parse_train_config(tower_only.dump(), "r.json"); },
+                       "r.json: init_heads");
+    train::TrainConfig heads_alone = recipe;
+    heads_alone.init_heads         = "heads";
+    test::expect_error(
+        [&] { train::train(heads_alone, test::make_temp_dir("train-heads-alone"), false); },
+        "there is no init");
     // A recipe with a bad field names it.
     EXPECT_THROW(train::parse_train_config(R"({"model": {}})", "r.json"), Error);
     test::expect_error(
@@ -466,6 +476,14 @@ TEST(Trainer, AuxiliaryLossesTrainHeadsThatCheckpointsKeepAndReleasesLeaveOut) {
     train::train(frozen, from_checkpoint, false);
     frozen.init = straight;
     train::train(frozen, from_release, false);
+    // From a release with init_heads naming a folder that holds them (as resources/train/heads/
+    // keeps the shipped model's), they are taken from there.
+    const std::string from_release_heads = test::make_temp_dir("train-aux-init-heads");
+    frozen.init_heads                    = straight + "/checkpoints/step-4";
+    train::train(frozen, from_release_heads, false);
+    frozen.init_heads               = straight + "/no-such-folder";
+    const std::string missing_heads = test::make_temp_dir("train-aux-init-heads-missing");
+    EXPECT_THROW(train::train(frozen, missing_heads, false), Error);
     auto head_weight = [](const fs::path& file) {
         torch::nn::Linear head(1, 1);
         torch::load(head, file.string());
@@ -478,6 +496,9 @@ TEST(Trainer, AuxiliaryLossesTrainHeadsThatCheckpointsKeepAndReleasesLeaveOut) {
             << head;
         EXPECT_FALSE(
             torch::equal(init, head_weight(fs::path(from_release) / "checkpoints/step-4" / head)))
+            << head;
+        EXPECT_TRUE(torch::equal(
+            init, head_weight(fs::path(from_release_heads) / "checkpoints/step-4" / head)))
             << head;
     }
 }
