@@ -1142,11 +1142,7 @@ TrainConfig parse_train_config(const std::string& json_text, const std::string& 
     if (j.contains("device")) c.device = j["device"].get<std::string>();
     if (j.contains("threads")) c.threads = j["threads"].get<int>();
     if (j.contains("init")) c.init = j["init"].get<std::string>();
-    if (j.contains("init_heads")) {
-        if (!j.contains("init"))
-            fail(where, ": init_heads gives the heads of a stage's init; the recipe has no init");
-        c.init_heads = j["init_heads"].get<std::string>();
-    }
+    if (j.contains("init_heads")) c.init_heads = j["init_heads"].get<std::string>();
     if (j.contains("tower_only")) {
         if (!j["tower_only"].is_boolean()) fail(where, ": tower_only must be true or false");
         c.tower_only = j["tower_only"].get<bool>();
@@ -1359,6 +1355,10 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
     if (!config.init.empty() &&
         (start_checkpoint < 0 || !fs::exists(paths.glamm / "tokenizer.model")))
         init = resolve_init(config.init);
+    // Refused before anything is written, as a bad init is.
+    if (init && start_checkpoint < 0 && !config.init_heads.empty() &&
+        !fs::is_directory(config.init_heads))
+        fail("the init_heads folder ", config.init_heads, " does not exist");
     if (start_checkpoint >= 0) {
         const nlohmann::json saved =
             nlohmann::json::parse(read_file(paths.recipe.string()), nullptr, false);
@@ -1442,8 +1442,6 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
         // gradients into the trunk (stage 12u lost 12 points of region captions to a fresh one).
         const fs::path heads_dir =
             config.init_heads.empty() ? init->dir : fs::path(config.init_heads);
-        if (!config.init_heads.empty() && !fs::is_directory(heads_dir))
-            fail("the init_heads folder ", config.init_heads, " does not exist");
         for (const auto& [head, file] : heads.files()) {
             const fs::path path = heads_dir / file;
             if (fs::exists(path)) {

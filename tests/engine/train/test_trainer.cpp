@@ -278,11 +278,7 @@ TEST(Trainer, RefusesMisuse) {
     tower_only["data"]["min_objects"] = synth::kMaxObjects + 1;
     test::expect_error([&] { train::parse_train_config(tower_only.dump(), "r.json"); },
                        "r.json: data.min_objects must be at most");
-    // init_heads are the heads of an init: without one they are refused, on reading and in code.
-    tower_only["data"].erase("min_objects");
-    tower_only["init_heads"] = "heads";
-    test::expect_error([&] { train::parse_train_config(tower_only.dump(), "r.json"); },
-                       "r.json: init_heads");
+    // init_heads are the heads of an init (the recipe's or --init's): without one, refused.
     train::TrainConfig heads_alone = recipe;
     heads_alone.init_heads         = "heads";
     test::expect_error(
@@ -481,9 +477,12 @@ TEST(Trainer, AuxiliaryLossesTrainHeadsThatCheckpointsKeepAndReleasesLeaveOut) {
     const std::string from_release_heads = test::make_temp_dir("train-aux-init-heads");
     frozen.init_heads                    = straight + "/checkpoints/step-4";
     train::train(frozen, from_release_heads, false);
+    // A missing heads folder is refused before anything is written.
     frozen.init_heads               = straight + "/no-such-folder";
     const std::string missing_heads = test::make_temp_dir("train-aux-init-heads-missing");
-    EXPECT_THROW(train::train(frozen, missing_heads, false), Error);
+    test::expect_error([&] { train::train(frozen, missing_heads, false); },
+                       "the init_heads folder " + frozen.init_heads + " does not exist");
+    EXPECT_FALSE(fs::exists(fs::path(missing_heads) / "recipe.json"));
     auto head_weight = [](const fs::path& file) {
         torch::nn::Linear head(1, 1);
         torch::load(head, file.string());
