@@ -96,8 +96,8 @@ const Registrar registrar{Command{
     "run or a checkpoint, whose training-only heads come too) instead of a fresh\n"
     "initialisation: a second stage with its own schedule; --init-heads DIR takes those heads\n"
     "from DIR instead (a release has none: resources/train/heads/ keeps the shipped model's).\n"
-    "--print-recipe checks the recipe and\n"
-    "prints it as trained (its base chain merged in), and trains nothing.\n"
+    "--print-recipe checks the recipe and prints it as trained (its base chain merged in),\n"
+    "and trains nothing.\n"
     "Recipe format: docs/training.md (resources/train/glamm-shapes.json is the shipped one).",
     run_train}};
 
