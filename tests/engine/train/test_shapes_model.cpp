@@ -94,9 +94,9 @@ TEST(ShapesModel, AnswersAHeldOutSceneWithWellFormedGroundedPhrases) {
 // Issue 7's fixed-scene check: scene 466 of seed 20261127 (`glamm synth --seed 20261127 --count
 // 1000 --min-size 224 --max-size 320`, never trained on; "a large striped orange circle is to the
 // left of a medium white rectangle"), answered with every generated phrase word for word, in the
-// caption's order, and each mask at IoU >= 0.8 with its phrase's true mask. It is one of the 140
-// of those 1000 scenes the shipped model (stage 12w) answers whole (scripts/shapes-report.py, in
-// any order), 31 of them with two or three objects; its lowest mask IoU is 0.960 in `glamm eval
+// caption's order, and each mask at IoU >= 0.8 with its phrase's true mask. It is one of the 137
+// of those 1000 scenes the shipped model (stage 12x) answers whole (scripts/shapes-report.py, in
+// any order), 27 of them with two objects; its lowest mask IoU is 0.961 in `glamm eval
 // gcg`. A regression guard for the shipped weights, not a measure of quality (that is the model
 // card's).
 TEST(ShapesModel, AnswersAFixedHeldOutSceneWordForWordWithMasksAtIoU08) {
