@@ -211,8 +211,18 @@ SceneSpec random_scene(const SynthOptions& options, int64_t index) {
     if (options.min_objects < 1 || options.min_objects > kMaxObjects)
         fail("the least number of objects a scene draws must be in [1, ", kMaxObjects, "] (got ",
              options.min_objects, ")");
+    if (!(options.min_objects_share >= 0.0 && options.min_objects_share <= 1.0))
+        fail("the share of scenes min-objects applies to must be in [0, 1] (got ",
+             options.min_objects_share, ")");
     Rng seeder(options.seed);
     Rng rng(seeder.next() ^ (uint64_t(index) * 0xD1B54A32D192ED03ull));
+    // Drawn from a stream of its own, so that the scenes it leaves out are those of min_objects 1
+    // and those it keeps those of min_objects alone: `rng` is the same either way.
+    int64_t least_objects = options.min_objects;
+    if (options.min_objects_share < 1.0) {
+        Rng pick(seeder.next() ^ (uint64_t(index) * 0x9E3779B97F4A7C15ull));
+        if (!pick.chance(options.min_objects_share)) least_objects = 1;
+    }
     SceneSpec spec;
 
     // Size and aspect ratio: the long side in [min, max], the short one long / aspect.
@@ -237,7 +247,7 @@ SceneSpec random_scene(const SynthOptions& options, int64_t index) {
             palette.push_back(c);
 
     const double image_area = double(spec.width * spec.height);
-    const int64_t n         = rng.range(options.min_objects, kMaxObjects);
+    const int64_t n         = rng.range(least_objects, kMaxObjects);
     while (int64_t(spec.objects.size()) < n) {
         SceneObject o;
         if (!spec.objects.empty() && rng.chance(0.25)) { // a twin: groups in the caption
@@ -605,6 +615,7 @@ SynthSummary write_synth_dataset(const SynthOptions& options, const std::string&
                  {"min_size", options.min_size}, {"max_size", options.max_size}};
     // Recorded only when set, so that datasets written before the option keep their bytes.
     if (options.min_objects != 1) info["min_objects"] = options.min_objects;
+    if (options.min_objects_share != 1.0) info["min_objects_share"] = options.min_objects_share;
     json images = json::array(), gcg_anns = json::array(), scenes = json::array();
     json ref_anns = json::array(), reg_images = json::array(), reg_anns = json::array();
     SynthSummary sum;

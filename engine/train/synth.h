@@ -35,10 +35,14 @@ struct SynthOptions {
     // Objects drawn per scene: uniform in [min_objects, kMaxObjects] (hidden ones are dropped
     // after drawing, so a scene may show fewer). 1 keeps the stream of every earlier dataset.
     int64_t min_objects = 1;
+    // The share of scenes min_objects applies to, picked per scene by its own random stream; the
+    // others draw from [1, kMaxObjects] and are the scenes of the same index with min_objects 1.
+    // 1 (every scene) keeps the stream of every earlier dataset.
+    double min_objects_share = 1.0;
 };
 
 // Scene `index` of the dataset with `options.seed`: deterministic in (seed, index, sizes,
-// min_objects).
+// min_objects, min_objects_share).
 // Objects that end up less than kMinVisibleFraction visible are already removed.
 SceneSpec random_scene(const SynthOptions& options, int64_t index);
 

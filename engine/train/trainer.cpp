@@ -1105,6 +1105,12 @@ TrainConfig parse_train_config(const std::string& json_text, const std::string& 
             fail(where, ": data.min_objects must be at most ", synth::kMaxObjects,
                  " (the generator's most objects a scene), got ", c.data.min_objects);
     }
+    if (data.contains("min_objects_share")) {
+        c.data.min_objects_share = number(data, "data", "min_objects_share", 0);
+        if (c.data.min_objects_share > 1.0)
+            fail(where, ": data.min_objects_share must be at most 1 (every scene), got ",
+                 c.data.min_objects_share);
+    }
 
     const auto& opt     = section("optimizer");
     c.steps             = static_cast<int64_t>(number(opt, "optimizer", "steps", 1));
@@ -1326,6 +1332,8 @@ void train(const TrainConfig& config, const std::string& out_dir, bool resume,
     if (!config.init_heads.empty()) recipe["init_heads"] = config.init_heads;
     // Only when set, so that runs started before the key existed still resume.
     if (config.data.min_objects != 1) recipe["data_min_objects"] = config.data.min_objects;
+    if (config.data.min_objects_share != 1.0)
+        recipe["data_min_objects_share"] = config.data.min_objects_share;
     // Heads to resume.
     if (config.loss.patch > 0) recipe["patch_loss"] = config.loss.patch;
     if (config.loss.sam_patch > 0) recipe["sam_patch_loss"] = config.loss.sam_patch;

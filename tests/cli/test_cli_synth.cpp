@@ -126,4 +126,30 @@ TEST(CliSynth, MinObjectsCrowdsTheScenesAndIsRecorded) {
         EXPECT_EQ(r.exit_code, 2) << bad;
         EXPECT_NE(r.err.find("min-objects"), std::string::npos) << bad << ": " << r.err;
     }
+
+    // --min-objects-share: crowded scenes as a share of the usual stream, each scene the
+    // crowded or the default dataset's of the same index, recorded only when set; a share
+    // outside [0, 1] is a usage error.
+    objects("/mixed", "--min-objects 6 --min-objects-share 0.5");
+    const auto captions = [&](const std::string& sub) {
+        const auto gt = nlohmann::json::parse(glamm::read_file(dir + sub + "/annotations.json"));
+        std::vector<std::string> c;
+        for (const auto& scene : gt.at("scenes"))
+            c.push_back(scene.at("dense_caption").at("gcg").get<std::string>());
+        return c;
+    };
+    const auto as_mixed = captions("/mixed"), as_default = captions("/default"),
+               as_crowded = captions("/crowded");
+    ASSERT_EQ(as_mixed.size(), as_default.size());
+    for (size_t i = 0; i < as_mixed.size(); ++i)
+        EXPECT_TRUE(as_mixed[i] == as_default[i] || as_mixed[i] == as_crowded[i]) << i;
+    EXPECT_EQ(manifest("/mixed").at("min_objects_share"), 0.5);
+    EXPECT_FALSE(manifest("/crowded").contains("min_objects_share"));
+    for (const char* bad : {"-0.5", "1.5", "x"}) {
+        const auto r = glamm::test::run_command(
+            glamm_cmd(std::string("synth --seed 1 --count 1 --min-objects-share ") + bad +
+                      " --out " + dir + "/bad"));
+        EXPECT_EQ(r.exit_code, 2) << bad;
+        EXPECT_NE(r.err.find("min-objects-share"), std::string::npos) << bad << ": " << r.err;
+    }
 }

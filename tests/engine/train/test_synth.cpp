@@ -318,6 +318,60 @@ TEST(Synth, MinObjectsRaisesTheObjectsDrawn) {
     }
 }
 
+TEST(Synth, MinObjectsShareMixesCrowdedScenesIntoTheUsualStream) {
+    // With a share below 1 each scene is either the scene of the same index with min_objects
+    // alone (crowded) or the one of min_objects 1: the pick has its own random stream, so the
+    // usual scenes are left exactly as they were. A share outside [0, 1] is refused.
+    SynthOptions plain, crowded, mixed;
+    plain.seed = crowded.seed = mixed.seed = 8;
+    plain.min_size = crowded.min_size = mixed.min_size = 224;
+    plain.max_size = crowded.max_size = mixed.max_size = 320;
+    crowded.min_objects = mixed.min_objects = kMaxObjects;
+    mixed.min_objects_share                 = 0.5;
+    auto same                               = [](const SceneSpec& a, const SceneSpec& b) {
+        if (a.width != b.width || a.height != b.height || a.objects.size() != b.objects.size())
+            return false;
+        for (size_t k = 0; k < a.objects.size(); ++k) {
+            const auto &p = a.objects[k], &q = b.objects[k];
+            if (p.shape != q.shape || p.colour != q.colour || p.cx != q.cx || p.cy != q.cy ||
+                p.radius != q.radius)
+                return false;
+        }
+        return true;
+    };
+    constexpr int64_t kScenes = 60;
+    int64_t as_crowded = 0, as_plain = 0, both = 0;
+    for (int64_t i = 0; i < kScenes; ++i) {
+        const SceneSpec m = random_scene(mixed, i), p = random_scene(plain, i),
+                        c = random_scene(crowded, i);
+        if (same(p, c)) { // the usual scene drew six objects too: the two streams agree
+            ++both;
+            EXPECT_TRUE(same(m, p)) << i;
+        } else if (same(m, c)) {
+            ++as_crowded;
+        } else if (same(m, p)) {
+            ++as_plain;
+        } else {
+            ADD_FAILURE() << "scene " << i << " is neither stream's";
+        }
+    }
+    EXPECT_EQ(as_crowded + as_plain + both, kScenes);
+    // Six objects drawn in about one usual scene in six; of the rest, a fair coin: each side
+    // at least 12 of the ~50 but for odds below 1e-3.
+    EXPECT_LT(both, kScenes / 3);
+    EXPECT_GE(as_crowded, 12);
+    EXPECT_GE(as_plain, 12);
+    // A share of 1 is the crowded stream itself, 0 the usual one.
+    mixed.min_objects_share = 1.0;
+    EXPECT_TRUE(same(random_scene(mixed, 3), random_scene(crowded, 3)));
+    mixed.min_objects_share = 0.0;
+    EXPECT_TRUE(same(random_scene(mixed, 3), random_scene(plain, 3)));
+    for (const double bad : {-0.1, 1.5}) {
+        mixed.min_objects_share = bad;
+        EXPECT_THROW(random_scene(mixed, 0), Error) << bad;
+    }
+}
+
 TEST(Synth, DatasetFilesAreConsistent) {
     SynthOptions opt;
     opt.seed = 2, opt.count = 6, opt.min_size = 96, opt.max_size = 200;

@@ -237,6 +237,10 @@ TEST(Trainer, RefusesMisuse) {
     train::TrainConfig crowded = recipe;
     crowded.data.min_objects   = 3;
     test::expect_error([&] { train::train(crowded, out, true); }, "differs from this recipe");
+    EXPECT_FALSE(saved.contains("data_min_objects_share"));
+    train::TrainConfig mixed     = recipe;
+    mixed.data.min_objects_share = 0.3;
+    test::expect_error([&] { train::train(mixed, out, true); }, "differs from this recipe");
     // So are the schedule, GLaMM's loss weights and the task mix (recorded under "training"),
     // and the message names what differs.
     ASSERT_TRUE(saved.contains("training"));
@@ -278,6 +282,17 @@ TEST(Trainer, RefusesMisuse) {
     tower_only["data"]["min_objects"] = synth::kMaxObjects + 1;
     test::expect_error([&] { train::parse_train_config(tower_only.dump(), "r.json"); },
                        "r.json: data.min_objects must be at most");
+    // data.min_objects_share: in [0, 1] when given, 1 (every scene) when not.
+    tower_only["data"]["min_objects"] = 4;
+    EXPECT_EQ(train::parse_train_config(tower_only.dump(), "r.json").data.min_objects_share, 1.0);
+    tower_only["data"]["min_objects_share"] = 0.25;
+    EXPECT_EQ(train::parse_train_config(tower_only.dump(), "r.json").data.min_objects_share, 0.25);
+    for (const double bad : {-0.5, 1.5}) {
+        tower_only["data"]["min_objects_share"] = bad;
+        test::expect_error([&] { train::parse_train_config(tower_only.dump(), "r.json"); },
+                           "r.json: data.min_objects_share must be");
+    }
+    tower_only["data"].erase("min_objects_share");
     // init_heads are the heads of an init (the recipe's or --init's): without one, refused.
     train::TrainConfig heads_alone = recipe;
     heads_alone.init_heads         = "heads";
